@@ -1,0 +1,82 @@
+"""The ``openhcs-nb`` command line: run a pipeline on a plate, or the demo.
+
+``openhcs-nb run PLATE [--pipeline FILE.py] [--workers N] --out DIR``
+``openhcs-nb demo [--local] [--workers N] [--out DIR]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from openhcs_nb.errors import OpenHCSError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openhcs-nb", description="Run openhcs-nb pipelines on plates."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a pipeline on a plate, in-process")
+    run.add_argument("plate", help="OME-Zarr plate, ImageXpress folder, or 'demo'")
+    run.add_argument(
+        "--pipeline", type=Path, help="pipeline code file (default: nuclei pipeline)"
+    )
+    run.add_argument("--workers", type=int, default=None, help="worker processes")
+    run.add_argument("--out", type=Path, required=True, help="results directory")
+    run.add_argument("--wells", nargs="*", help="only these wells")
+    demo = sub.add_parser("demo", help="run the default pipeline on the demo plate")
+    demo.add_argument("--workers", type=int, default=None)
+    demo.add_argument("--out", type=Path, default=None)
+    demo.add_argument(
+        "--local", action="store_true", help="run in-process instead of via a server"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return _run(args)
+        from openhcs_nb.demo import run_demo
+
+        return run_demo(workers=args.workers, out=args.out, local=args.local)
+    except OpenHCSError as exc:
+        print(f"openhcs-nb: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from openhcs_nb import default_pipeline, load_pipeline, open_plate, run_local
+
+    pipeline = (
+        load_pipeline(args.pipeline.read_text())
+        if args.pipeline
+        else default_pipeline()
+    )
+    plate = open_plate(args.plate)
+    total = len(args.wells) if args.wells else len(plate.wells)
+    with tqdm(total=total, unit="well", desc=plate.name) as bar:
+        results = run_local(
+            pipeline,
+            plate,
+            workers=args.workers,
+            out=args.out,
+            wells=args.wells,
+            on_well=lambda r: bar.update(1),
+        )
+    print(results.wells.drop(columns=["error"]).to_string(index=False))
+    for well, error in results.failed.items():
+        print(f"well {well} failed: {error}", file=sys.stderr)
+    print(f"results: {results.path}")
+    return 1 if results.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Compile pipelines against plates and run them well by well."""

@@ -1,0 +1,217 @@
+"""Compile a pipeline against a plate into an :class:`ExecutionPlan`.
+
+Everything that can be known before a pixel is read is checked here, so a bad
+pipeline fails in milliseconds with a message naming the step and key, rather
+than in every worker: dict keys naming channels the plate lacks, missing
+required parameters, chains whose value kinds do not connect, steps that read
+labels before any step made them. The plan is the same for every well, so
+compiling a 384-well plate costs one pass over the steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from openhcs_nb.errors import CompileError
+from openhcs_nb.execution.plan import CallPlan, ChainPlan, ExecutionPlan, StepPlan
+from openhcs_nb.pipeline.catalogue import Kind
+from openhcs_nb.pipeline.model import Chain, DictKey, Pipeline, Step
+from openhcs_nb.plates.model import Plate, PlateLayout
+
+_AXIS_SIZE = {"site": "fields", "channel": "channels", "z": "z", "t": "t"}
+
+
+def compile_pipeline(
+    pipeline: Pipeline,
+    plate: Plate,
+    wells: Sequence[str] | None = None,
+    *,
+    device: str = "cpu",
+    code: str | None = None,
+) -> ExecutionPlan:
+    """Check ``pipeline`` against ``plate`` and resolve it into a plan.
+
+    ``wells`` restricts the run (names are checked and canonicalised);
+    ``code`` is the pipeline's source if the caller already has it.
+
+    Raises
+    ------
+    CompileError
+        The pipeline cannot run on this plate; the message names step and key.
+    UnknownWellError
+        A requested well is not on the plate.
+    """
+    layout = plate.layout
+    chosen = tuple(plate.check_well(w) for w in wells) if wells else layout.wells
+    if not pipeline.steps:
+        raise CompileError("the pipeline has no steps", step=pipeline.name)
+    labels: list[str] = []
+    steps = []
+    for index, step in enumerate(pipeline.steps):
+        plan = _compile_step(index, step, layout, labels, device)
+        if plan.output == "labels":
+            labels.append(plan.name)
+        steps.append(plan)
+    return ExecutionPlan(
+        pipeline_name=pipeline.name,
+        pipeline_code=code if code is not None else pipeline.to_code(),
+        plate_ref=plate.ref,
+        layout=layout,
+        steps=tuple(steps),
+        wells=chosen,
+    )
+
+
+def _compile_step(
+    index: int, step: Step, layout: PlateLayout, labels: list[str], device: str
+) -> StepPlan:
+    chains = tuple(
+        _compile_chain(step, key, chain, layout, labels, device)
+        for key, chain in step.chains
+    )
+    selected = [c.selects for c in chains if c.selects is not None]
+    if len(selected) != len(set(selected)):
+        raise CompileError(
+            f"two keys name the same {step.group_by} (keys: {[c.key for c in chains]})",
+            step=step.name,
+        )
+    outputs = {_step_output(c) for c in chains}
+    if len(outputs) > 1:
+        raise CompileError(
+            "every chain of a dict pattern must end in the same kind "
+            f"(got {sorted(outputs)})",
+            step=step.name,
+        )
+    output = outputs.pop()
+    measures = any(call.function.needs_labels for c in chains for call in c.calls)
+    if output == "labels":
+        _check_single_channel(step, layout, chains)
+    if measures and not set(step.variable_components) <= {"channel"}:
+        raise CompileError(
+            "measurement functions see one field at a time: use "
+            "variable_components=['channel']",
+            step=step.name,
+            key="variable_components",
+        )
+    reads_labels = measures or any(c.input == "labels" for c in chains)
+    return StepPlan(
+        index=index,
+        name=step.name,
+        variable_components=step.variable_components,
+        group_by=step.group_by,
+        chains=chains,
+        output="measure" if measures and output == "image" else output,
+        labels_source=labels[-1] if reads_labels else None,
+    )
+
+
+def _step_output(chain: ChainPlan) -> str:
+    return "image" if chain.output == "image" else "labels"
+
+
+def _check_single_channel(
+    step: Step, layout: PlateLayout, chains: tuple[ChainPlan, ...]
+) -> None:
+    if chains[0].input == "labels" or len(layout.channels) == 1:
+        return
+    if step.group_by == "channel" and len(chains) == 1:
+        return
+    if "channel" in step.variable_components:
+        return
+    raise CompileError(
+        "a step that makes labels must work on one channel: use a dict pattern "
+        "such as {0: [...]} with group_by='channel'",
+        step=step.name,
+        key="func",
+    )
+
+
+def _compile_chain(
+    step: Step,
+    key: DictKey | None,
+    chain: Chain,
+    layout: PlateLayout,
+    labels: list[str],
+    device: str,
+) -> ChainPlan:
+    selects = None if key is None else _resolve_key(step, key, layout)
+    first = chain[0].function
+    if first.input == "mask":
+        raise CompileError(
+            f"{first.name} takes a mask, but steps start from images or labels; "
+            "put a threshold before it in the same chain",
+            step=step.name,
+            key=_key_text(key),
+        )
+    needs_labels = first.input == "labels" or any(
+        c.function.needs_labels for c in chain
+    )
+    if needs_labels and not labels:
+        raise CompileError(
+            f"{first.name if first.input == 'labels' else 'a measurement'} needs "
+            "labels, but no earlier step produces any",
+            step=step.name,
+            key=_key_text(key),
+        )
+    kind: Kind = first.input
+    calls = []
+    for call in chain:
+        fn = call.function
+        if fn.input != kind:
+            raise CompileError(
+                f"{fn.name} takes {_a(fn.input)}, but the chain gives it {_a(kind)}",
+                step=step.name,
+                key=_key_text(key),
+            )
+        given = call.kwargs_dict()
+        for param in fn.params:
+            if param.required and param.name not in given:
+                raise CompileError(
+                    f"{fn.name} needs a value for {param.name!r} ({param.help})",
+                    step=step.name,
+                    key=param.name,
+                )
+        full = fn.resolved_kwargs(given)
+        use = device if fn.memory_type == "cupy" else "cpu"
+        calls.append(CallPlan(fn, tuple(full.items()), use))
+        kind = fn.output
+    return ChainPlan(key, selects, tuple(calls), first.input, kind)
+
+
+def _resolve_key(step: Step, key: DictKey, layout: PlateLayout) -> int:
+    component = step.group_by or "channel"
+    size = (
+        len(layout.channels)
+        if component == "channel"
+        else getattr(layout, _AXIS_SIZE[component])
+    )
+    if isinstance(key, str):
+        if component == "channel" and key in layout.channels:
+            return layout.channels.index(key)
+        expected = (
+            f"one of the plate's channels {list(layout.channels)} or an index "
+            f"0..{size - 1}"
+            if component == "channel"
+            else f"an index 0..{size - 1}"
+        )
+        raise CompileError(
+            f"the plate has no {component} {key!r}; expected {expected}",
+            step=step.name,
+            key=key,
+        )
+    if not 0 <= key < size:
+        raise CompileError(
+            f"{component} index {key} is out of range: the plate has {size} "
+            f"{component}{'s' if size != 1 else ''} (0..{size - 1})",
+            step=step.name,
+            key=str(key),
+        )
+    return key
+
+
+def _key_text(key: DictKey | None) -> str | None:
+    return None if key is None else str(key)
+
+
+def _a(kind: str) -> str:
+    return f"an {kind}" if kind == "image" else f"a {kind}"

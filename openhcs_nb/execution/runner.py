@@ -1,0 +1,197 @@
+"""Run one well through a compiled plan.
+
+A well's state is a dict of planes keyed by ``(site, t, channel, z)`` plus
+named labels sets keyed by ``(site, t, z)``. Each step groups the planes by the
+components it does not stack, hands each group to its chain as one ``(n, y, x)``
+array, and writes the result back. A chain that returns a single plane for an
+``n``-plane group collapses the stacked components (a z projection, a channel
+composite). Chains ending in a mask or labels leave the images untouched and
+store a labels set under the step's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from openhcs_nb.errors import ExecutionError
+from openhcs_nb.execution.plan import ChainPlan, ExecutionPlan, StepPlan
+from openhcs_nb.functions import select_impl
+from openhcs_nb.plates.model import Plate
+
+Key = tuple[int, int, int, int]  # site, t, channel, z
+LabelKey = tuple[int, int, int]  # site, t, z
+_POS = {"site": 0, "t": 1, "channel": 2, "z": 3}
+
+
+@dataclass
+class WellState:
+    """Everything a well accumulates while its steps run."""
+
+    well: str
+    channels: list[str]
+    images: dict[Key, np.ndarray]
+    labels: dict[str, dict[LabelKey, np.ndarray]] = field(default_factory=dict)
+    objects: list[dict[str, np.ndarray]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, plate: Plate, well: str, site: int | None = None) -> WellState:
+        """Read every plane of ``well`` (or of one field) from ``plate``."""
+        if site is not None:
+            lay = plate.layout
+            if not 0 <= site < lay.fields:
+                raise ExecutionError(
+                    f"site {site} is out of range: the plate has {lay.fields} fields"
+                )
+            well = plate.check_well(well)
+            images = {
+                (site, t, c, z): plate.read_image(well, site, c, z, t)
+                for t in range(lay.t)
+                for c in range(len(lay.channels))
+                for z in range(lay.z)
+            }
+            return cls(well, list(lay.channels), images)
+        data = plate.read_well(well)
+        n_site, n_t, n_c, n_z = data.data.shape[:4]
+        images = {
+            key: data.data[key]  # type: ignore[index]
+            for key in np.ndindex(n_site, n_t, n_c, n_z)
+        }
+        return cls(data.well, list(data.channels), images)
+
+
+def run_steps(plan: ExecutionPlan, state: WellState, upto: int | None = None) -> None:
+    """Apply the plan's steps (the first ``upto`` of them) to ``state`` in place.
+
+    Raises
+    ------
+    ExecutionError
+        A function returned something the plan cannot use; the message names
+        the step and function. Errors raised by functions propagate as they are.
+    """
+    for step in plan.steps[:upto]:
+        if step.output == "measure":
+            _run_measure(step, state)
+        elif step.chains[0].input == "labels":
+            _run_on_labels(step, state)
+        else:
+            _run_on_images(step, state)
+
+
+def _groups(keys: list[Key], variable: tuple[str, ...]) -> Iterator[list[Key]]:
+    fixed = [i for c, i in _POS.items() if c not in variable]
+    order = [_POS[c] for c in variable]
+    groups: dict[tuple[int, ...], list[Key]] = {}
+    for key in sorted(keys):
+        groups.setdefault(tuple(key[i] for i in fixed), []).append(key)
+    for members in groups.values():
+        yield sorted(members, key=lambda k: tuple(k[i] for i in order))
+
+
+def _run_chain(
+    step: StepPlan, chain: ChainPlan, stack: np.ndarray, **extra: Any
+) -> tuple[np.ndarray, dict[str, Any]]:
+    side: dict[str, Any] = {}
+    value = stack
+    for call in chain.calls:
+        impl = select_impl(call.function, call.device)
+        kwargs = dict(call.kwargs)
+        if call.function.needs_labels:
+            kwargs["labels"] = extra["labels"]
+        if call.function.needs_context:
+            kwargs["names"] = extra["names"]
+        out = impl(value, **kwargs)
+        if isinstance(out, tuple):
+            out, more = out
+            side.update(more)
+        if not isinstance(out, np.ndarray) or out.ndim != 3:
+            raise ExecutionError(
+                f"step {step.name!r}: {call.name} returned "
+                f"{getattr(out, 'shape', type(out).__name__)}, expected an (n, y, x) "
+                "array"
+            )
+        value = out
+    return value, side
+
+
+def _run_on_images(step: StepPlan, state: WellState) -> None:
+    by = _POS[step.group_by] if step.group_by else None
+    new_images: dict[Key, np.ndarray] = {}
+    made: dict[LabelKey, np.ndarray] = {}
+    for members in _groups(list(state.images), step.variable_components):
+        chain = step.chain_for(members[0][by]) if by is not None else step.chains[0]
+        if chain is None:
+            new_images.update((k, state.images[k]) for k in members)
+            continue
+        stack = np.stack([state.images[k] for k in members])
+        out, _ = _run_chain(step, chain, stack)
+        targets = _targets(step, members, len(out))
+        if chain.output == "image":
+            new_images.update(zip(targets, out, strict=True))
+            continue
+        new_images.update((k, state.images[k]) for k in members)
+        for key, plane in zip(targets, out, strict=True):
+            made[(key[0], key[1], key[3])] = _as_labels(plane)
+    state.images = new_images
+    if step.output == "labels":
+        state.labels[step.name] = made
+
+
+def _targets(step: StepPlan, members: list[Key], n_out: int) -> list[Key]:
+    if n_out == len(members):
+        return members
+    if n_out == 1:
+        return [members[0]]
+    raise ExecutionError(
+        f"step {step.name!r}: the chain turned {len(members)} planes into {n_out}; "
+        "it must return as many planes as it got, or one"
+    )
+
+
+def _run_on_labels(step: StepPlan, state: WellState) -> None:
+    assert step.labels_source is not None
+    source = state.labels[step.labels_source]
+    variable = tuple(c for c in step.variable_components if c != "channel") or ("site",)
+    keys = [(s, t, 0, z) for (s, t, z) in source]
+    made: dict[LabelKey, np.ndarray] = {}
+    for members in _groups(keys, variable):
+        stack = np.stack([source[(k[0], k[1], k[3])] for k in members])
+        out, _ = _run_chain(step, step.chains[0], stack)
+        for key, plane in zip(_targets(step, members, len(out)), out, strict=True):
+            made[(key[0], key[1], key[3])] = _as_labels(plane)
+    state.labels[step.name] = made
+
+
+def _run_measure(step: StepPlan, state: WellState) -> None:
+    assert step.labels_source is not None
+    source = state.labels[step.labels_source]
+    for members in _groups(list(state.images), ("channel",)):
+        site, t, _, z = members[0]
+        labels = source.get((site, t, z))
+        if labels is None:
+            continue
+        stack = np.stack([state.images[k] for k in members])
+        names = tuple(state.channels[k[2]] for k in members)
+        _, side = _run_chain(step, step.chains[0], stack, labels=labels, names=names)
+        table = side.get("objects")
+        if table is None:
+            continue
+        n = len(next(iter(table.values()))) if table else 0
+        table = {
+            "site": np.full(n, site, np.int32),
+            "t": np.full(n, t, np.int32),
+            "z": np.full(n, z, np.int32),
+            **table,
+        }
+        state.objects.append(table)
+
+
+def _as_labels(plane: np.ndarray) -> np.ndarray:
+    if plane.dtype == bool:
+        labels, _ = ndi.label(plane)
+        return labels.astype(np.int32, copy=False)
+    return plane.astype(np.int32, copy=False)

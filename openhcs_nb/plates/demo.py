@@ -1,0 +1,125 @@
+"""The demo plate: a fixed synthetic plate, generated once into a cache folder.
+
+``demo_plate()`` is what ``open_plate("demo")`` returns. The plate is written
+to a private temporary folder first and moved into place with one rename, so
+an interrupted generation never leaves a half plate under the final name, and
+two processes generating at once both end up with the same complete plate
+(the bytes depend only on :data:`DEMO_SPEC`). Bump :data:`DEMO_VERSION` when
+the spec or the generator changes, so old caches are not reused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from openhcs_nb.plates.model import Plate
+from openhcs_nb.plates.ome_zarr import open_ome_zarr_plate
+from openhcs_nb.plates.synthetic import (
+    GroundTruth,
+    SyntheticPlateSpec,
+    generate_plate,
+    load_ground_truth,
+    truth_path,
+)
+
+DEMO_VERSION = 1
+DEMO_SPEC = SyntheticPlateSpec(
+    rows=4,
+    columns=6,
+    fields=4,
+    channels=("DAPI", "Cytoplasm"),
+    shape=(1024, 1024),
+    dtype="uint16",
+    seed=20240611,
+    min_nuclei=20,
+    max_nuclei=80,
+    radius=(8.0, 13.0),
+    touching_fraction=0.15,
+    noise=25.0,
+    illumination=0.3,
+    name="openhcs-nb demo plate",
+)
+_STALE_S = 3600.0  # temporary folders older than this are from dead runs
+
+
+def cache_root(cache_dir: Path | None = None) -> Path:
+    """``cache_dir``, else ``$OPENHCS_NB_CACHE``, else ``~/.cache/openhcs-nb``."""
+    if cache_dir is not None:
+        return Path(cache_dir).expanduser()
+    env = os.environ.get("OPENHCS_NB_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "openhcs-nb"
+
+
+def demo_path(cache_dir: Path | None = None) -> Path:
+    """Where the demo plate lives (whether or not it exists yet)."""
+    return cache_root(cache_dir) / f"demo-plate-v{DEMO_VERSION}.ome.zarr"
+
+
+def ensure_plate(spec: SyntheticPlateSpec, target: Path) -> Path:
+    """Generate ``spec`` as an OME-Zarr plate at ``target`` unless it is there.
+
+    The plate and its truth file are built in a fresh temporary folder beside
+    ``target``; the truth file is moved first, the plate last, so the plate
+    existing means both are complete. If another process wins the race, its
+    identical plate is kept and ours is discarded.
+
+    Raises
+    ------
+    OSError
+        The cache folder cannot be created or written.
+    """
+    truth = truth_path(target, "ome-zarr")
+    if target.is_dir() and truth.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        generate_plate(spec, tmp / target.name, format="ome-zarr")
+        os.replace(truth_path(tmp / target.name, "ome-zarr"), truth)
+        try:
+            os.rename(tmp / target.name, target)
+        except OSError:
+            if not target.is_dir():  # not lost to a racing process: a real error
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _remove_stale(target: Path) -> None:
+    """Delete temporary folders left by generations that died long ago."""
+    cutoff = time.time() - _STALE_S
+    for old in target.parent.glob(f".{target.name}.tmp-*"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+
+
+def demo_plate(cache_dir: Path | None = None) -> Plate:
+    """The demo plate, generated on first use (about 10-20 s), then reopened.
+
+    Raises
+    ------
+    OSError
+        The cache folder cannot be created or written.
+    """
+    return open_ome_zarr_plate(ensure_plate(DEMO_SPEC, demo_path(cache_dir)))
+
+
+def demo_ground_truth(cache_dir: Path | None = None) -> GroundTruth:
+    """What was planted in the demo plate (generating it if needed).
+
+    Raises
+    ------
+    OSError
+        The cache folder cannot be created or written.
+    """
+    return load_ground_truth(ensure_plate(DEMO_SPEC, demo_path(cache_dir)))

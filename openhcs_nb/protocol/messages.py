@@ -1,0 +1,245 @@
+"""Commands (client -> server) and replies (server -> client).
+
+Every message is a frozen msgspec Struct tagged by its class name in the
+``type`` key and carries ``v``, the protocol version. A command carries ``rid``,
+a request id the client picks; the reply to it echoes ``rid``, so a DEALER can
+match replies that come back out of order. ``ClientMessage`` and
+``ServerReply`` are the two unions, each decoded by one typed decoder.
+
+Each command has exactly one success reply (named in its docstring) and may
+instead get an :class:`ErrorReply`. See ``docs/protocol.md`` for the full spec
+and :mod:`openhcs_nb.protocol.records` for the schema-evolution rules.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from openhcs_nb.protocol.events import Event
+from openhcs_nb.protocol.records import (
+    PROTOCOL_VERSION,
+    ArrayRef,
+    ExecutionInfo,
+    FunctionInfo,
+    PlateInfoWire,
+    SubmitOptions,
+)
+
+
+class _Message(msgspec.Struct, frozen=True, tag=True, tag_field="type", kw_only=True):
+    """Fields every command and reply carries; the tag is the class name."""
+
+    rid: int
+    v: int = PROTOCOL_VERSION
+
+
+# --- client -> server -------------------------------------------------------
+
+
+class Hello(_Message, kw_only=True):
+    """Handshake, first on every connection; reply: :class:`HelloReply`.
+
+    ``client`` names the client and its version (``"openhcs-nb/0.1.0"``).
+    ``omero_session`` is the OMERO session key the identity layer joins.
+    """
+
+    client: str
+    omero_session: str | None = None
+
+
+class ListPlates(_Message, kw_only=True):
+    """Plates this user may read; reply: :class:`PlatesReply`."""
+
+
+class PlateInfo(_Message, kw_only=True):
+    """Layout of one plate; reply: :class:`PlateInfoReply`."""
+
+    plate: str
+
+
+class Submit(_Message, kw_only=True):
+    """Run a pipeline on a plate (all wells if ``wells`` is None).
+
+    Reply: :class:`Submitted`.
+    """
+
+    pipeline_code: str
+    plate: str
+    wells: list[str] | None = None
+    options: SubmitOptions = SubmitOptions()
+
+
+class Preview(_Message, kw_only=True):
+    """Run steps ``[0, upto)`` (all if None) on one site of one well.
+
+    Reply: :class:`PreviewReply`; images are at most ``max_size`` pixels a side.
+    """
+
+    pipeline_code: str
+    plate: str
+    well: str
+    upto: int | None = None
+    site: int = 0
+    max_size: int = 512
+
+
+class Status(_Message, kw_only=True):
+    """One execution's record; reply: :class:`StatusReply`."""
+
+    execution_id: str
+
+
+class ListExecutions(_Message, kw_only=True):
+    """The user's executions, newest first; reply: :class:`ExecutionsReply`."""
+
+    include_finished: bool = True
+
+
+class Cancel(_Message, kw_only=True):
+    """Stop queued wells and interrupt running ones; reply: :class:`CancelReply`."""
+
+    execution_id: str
+
+
+class Fetch(_Message, kw_only=True):
+    """Stored events with ``seq > since_seq``, oldest first; reply: :class:`FetchReply`.
+
+    ``full_resolution`` asks for full-size images in ``WellDone.previews``.
+    """
+
+    execution_id: str
+    since_seq: int = 0
+    limit: int = 1000
+    full_resolution: bool = False
+
+
+ClientMessage = (
+    Hello
+    | ListPlates
+    | PlateInfo
+    | Submit
+    | Preview
+    | Status
+    | ListExecutions
+    | Cancel
+    | Fetch
+)
+
+
+# --- server -> client -------------------------------------------------------
+
+
+class HelloReply(_Message, kw_only=True):
+    """The server's identity, catalogue and capacity; ``user`` as authenticated."""
+
+    server_version: str
+    protocol_version: int
+    catalogue: list[FunctionInfo]
+    gpus: list[str]
+    workers: int
+    max_concurrent: int
+    user: str
+    session_id: str | None = None
+
+
+class PlatesReply(_Message, kw_only=True):
+    """Plate references the user may pass as ``plate``."""
+
+    plates: list[str]
+
+
+class PlateInfoReply(_Message, kw_only=True):
+    """The layout of the requested plate."""
+
+    info: PlateInfoWire
+
+
+class Submitted(_Message, kw_only=True):
+    """The execution was stored; ``seq`` is its last event seq at reply time.
+
+    A client that subscribes after this reply fetches ``since_seq=0`` once to
+    catch the events published before its subscription took effect.
+    """
+
+    execution_id: str
+    wells: list[str]
+    seq: int
+
+
+class PreviewReply(_Message, kw_only=True):
+    """Images of one well after each step; ArrayRefs index this reply's buffers.
+
+    ``images[i].name`` is ``"<step>/<channel>"``, with step ``"input"`` for the
+    raw image and otherwise one of ``step_names``.
+    """
+
+    well: str
+    step_names: list[str]
+    images: list[ArrayRef]
+    measurements: dict[str, float] = {}
+    objects: int = 0
+    site: int = 0
+    elapsed: float = 0.0
+
+
+class StatusReply(_Message, kw_only=True):
+    """The record of the requested execution."""
+
+    execution: ExecutionInfo
+
+
+class ExecutionsReply(_Message, kw_only=True):
+    """The user's executions, newest first."""
+
+    executions: list[ExecutionInfo]
+
+
+class CancelReply(_Message, kw_only=True):
+    """The execution's state after the cancel request (``cancelled`` or finished)."""
+
+    execution_id: str
+    state: str
+
+
+class FetchReply(_Message, kw_only=True):
+    """Stored events ``seq > since_seq``; ArrayRefs in them index this reply's buffers.
+
+    ``last_seq`` is the highest seq stored so far: fetch again from the last
+    returned seq while it is lower. ``complete`` means the execution finished
+    and every one of its events up to ``last_seq`` has been returned.
+    """
+
+    execution_id: str
+    events: list[Event]
+    last_seq: int
+    complete: bool
+    state: str = ""
+
+
+class ErrorReply(_Message, kw_only=True):
+    """The request failed; ``code`` is a key of ``ERROR_CODES``.
+
+    ``rid`` is None when the request was too broken to read its id. This
+    struct's ``type``, ``v``, ``rid``, ``code`` and ``message`` keys are kept in
+    every protocol version, so any client can read a refusal.
+    """
+
+    rid: int | None
+    code: str
+    message: str
+    remote_traceback: str | None = None
+    details: dict[str, str | int | None] = {}
+
+
+ServerReply = (
+    HelloReply
+    | PlatesReply
+    | PlateInfoReply
+    | Submitted
+    | PreviewReply
+    | StatusReply
+    | ExecutionsReply
+    | CancelReply
+    | FetchReply
+    | ErrorReply
+)

@@ -1,0 +1,1 @@
+"""Where results go: Parquet tables and an OME-Zarr plate of labels and images."""

@@ -1,0 +1,1 @@
+"""The execution server daemon: sockets, durable jobs, keys, config and audit."""

@@ -1,0 +1,649 @@
+"""Job states and the durable job store (SQLite in WAL mode).
+
+Everything that decides which state an execution or a well may move to lives in
+the two tables below, ``EXECUTION_TRANSITIONS`` and ``WELL_TRANSITIONS``, keyed by
+``(current state, trigger)``. The store checks every change against them and
+raises :class:`InvalidTransition` for anything else.
+
+Durability rules:
+
+- Results are durable first, published second. Each method that changes state
+  and logs an event does both in ONE transaction and returns the
+  :class:`StoredEvent` only after COMMIT; the caller publishes exactly those bytes.
+- An event's payload may need its own ``seq`` (the header carries it), so an
+  :class:`EventDraft` payload may be a function ``seq -> bytes``; it runs inside
+  the transaction and must not call back into the store.
+- ``synchronous=FULL`` by default: a commit is fsynced to the WAL before the call
+  returns, so a finished well survives ``kill -9`` and power loss. ``NORMAL``
+  survives ``kill -9`` only.
+
+Threads: one connection (``check_same_thread=False``) behind one lock. The server
+thread writes, readers (fetch, status) take the same lock; every call is short.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+from openhcs_nb.errors import OpenHCSError, UnknownWellError
+from openhcs_nb.server import _jobs_schema as sql
+
+
+class ExecutionState(Enum):
+    """Where a whole execution is; stored by name."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    FINISHED = "finished"  # every well settled (some may have failed)
+    FAILED = "failed"  # the execution as a whole failed, e.g. compile error
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"  # the server stopped mid-run; it will resume
+
+
+class ExecutionTrigger(Enum):
+    """What happened to an execution."""
+
+    START = "start"
+    FINISH = "finish"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    INTERRUPT = "interrupt"
+    RESUME = "resume"
+
+
+class WellState(Enum):
+    """Where one well of an execution is; stored by name."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class WellTrigger(Enum):
+    """What happened to a well."""
+
+    START = "start"
+    SUCCEED = "succeed"
+    FAIL = "fail"
+    CANCEL = "cancel"
+    REQUEUE = "requeue"  # it was running when the server stopped
+
+
+_E, _ET = ExecutionState, ExecutionTrigger
+EXECUTION_TRANSITIONS: dict[tuple[ExecutionState, ExecutionTrigger], ExecutionState] = {
+    (_E.QUEUED, _ET.START): _E.RUNNING,
+    (_E.QUEUED, _ET.FAIL): _E.FAILED,
+    (_E.QUEUED, _ET.CANCEL): _E.CANCELLED,
+    (_E.RUNNING, _ET.FINISH): _E.FINISHED,
+    (_E.RUNNING, _ET.FAIL): _E.FAILED,
+    (_E.RUNNING, _ET.CANCEL): _E.CANCELLED,
+    (_E.RUNNING, _ET.INTERRUPT): _E.INTERRUPTED,
+    (_E.INTERRUPTED, _ET.RESUME): _E.QUEUED,
+    (_E.INTERRUPTED, _ET.CANCEL): _E.CANCELLED,
+}
+
+_W, _WT = WellState, WellTrigger
+WELL_TRANSITIONS: dict[tuple[WellState, WellTrigger], WellState] = {
+    (_W.PENDING, _WT.START): _W.RUNNING,
+    (_W.PENDING, _WT.FAIL): _W.FAILED,  # e.g. the well cannot be planned
+    (_W.PENDING, _WT.CANCEL): _W.CANCELLED,
+    (_W.RUNNING, _WT.SUCCEED): _W.DONE,
+    (_W.RUNNING, _WT.FAIL): _W.FAILED,
+    (_W.RUNNING, _WT.CANCEL): _W.CANCELLED,
+    (_W.RUNNING, _WT.REQUEUE): _W.PENDING,
+}
+
+ACTIVE_STATES = frozenset({_E.QUEUED, _E.RUNNING, _E.INTERRUPTED})
+TERMINAL_STATES = frozenset({_E.FINISHED, _E.FAILED, _E.CANCELLED})
+
+
+class InvalidTransition(OpenHCSError, RuntimeError):
+    """A state change the tables do not allow; nothing was written."""
+
+    code = "invalid_transition"
+
+    def __init__(
+        self, what: str, current: Enum, trigger: Enum, reason: str | None = None
+    ) -> None:
+        self.current = current
+        self.trigger = trigger
+        target = reason or "not allowed by the state table"
+        super().__init__(
+            f"{what}: cannot {trigger.name} from {current.name} ({target})"
+        )
+
+
+class UnknownExecutionError(OpenHCSError, LookupError):
+    """No execution with this id is in the store."""
+
+    code = "unknown_execution"
+
+
+def execution_transition(
+    current: ExecutionState, trigger: ExecutionTrigger, what: str = "execution"
+) -> ExecutionState:
+    """Return the state ``trigger`` moves an execution to.
+
+    Raises
+    ------
+    InvalidTransition
+        When ``(current, trigger)`` is not in ``EXECUTION_TRANSITIONS``.
+    """
+    try:
+        return EXECUTION_TRANSITIONS[current, trigger]
+    except KeyError:
+        raise InvalidTransition(what, current, trigger) from None
+
+
+def well_transition(
+    current: WellState, trigger: WellTrigger, what: str = "well"
+) -> WellState:
+    """Return the state ``trigger`` moves a well to.
+
+    Raises
+    ------
+    InvalidTransition
+        When ``(current, trigger)`` is not in ``WELL_TRANSITIONS``.
+    """
+    try:
+        return WELL_TRANSITIONS[current, trigger]
+    except KeyError:
+        raise InvalidTransition(what, current, trigger) from None
+
+
+# --- records ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionRecord:
+    """One row of ``executions``, as stored."""
+
+    id: str
+    user: str
+    plate: str
+    pipeline_code: str
+    pipeline_hash: str
+    options: Mapping[str, Any]
+    state: ExecutionState
+    submitted_at: float
+    started_at: float | None
+    finished_at: float | None
+    error: str | None
+    last_seq: int
+    total: int
+    done: int
+    failed: int
+    cancelled: int
+
+    @property
+    def settled(self) -> bool:
+        """Whether every well has reached DONE, FAILED or CANCELLED."""
+        return self.done + self.failed + self.cancelled == self.total
+
+
+@dataclass(frozen=True, slots=True)
+class WellRecord:
+    """One row of ``wells``; ``summary`` is the msgpack bytes given at DONE."""
+
+    well: str
+    state: WellState
+    attempt: int
+    started_at: float | None
+    finished_at: float | None
+    summary: bytes | None
+    error: str | None
+    traceback: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One committed event: publish ``payload`` (+ ``arrays``) exactly as stored."""
+
+    execution_id: str
+    seq: int
+    kind: str
+    payload: bytes
+    arrays: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event to log with a state change; ``payload`` may be ``seq -> bytes``."""
+
+    kind: str
+    payload: bytes | Callable[[int], bytes]
+    arrays: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """What :meth:`JobStore.cancel` did; ``running_wells`` must still be stopped."""
+
+    running_wells: tuple[str, ...]
+    cancelled_wells: int
+    event: StoredEvent | None
+
+
+def pipeline_hash(code: str) -> str:
+    """Return the SHA-256 hex digest that identifies pipeline code in logs."""
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
+
+
+# --- the store ----------------------------------------------------------------------
+
+
+class JobStore:
+    """Durable executions, wells and their event log in one SQLite file.
+
+    Every write method is one transaction: it checks the state tables, writes the
+    rows and the event, commits, and only then returns. Failed checks write nothing.
+
+    Raises
+    ------
+    OpenHCSError
+        On open, when the file was written by a newer schema version.
+    """
+
+    def __init__(
+        self, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db, version = sql.connect(path, synchronous)
+        if version > sql.SCHEMA_VERSION:
+            self._db.close()
+            raise OpenHCSError(
+                f"{path}: job store schema {version} is newer than this server's "
+                f"({sql.SCHEMA_VERSION}); upgrade openhcs-nb"
+            )
+        if version == 0:
+            with self._write() as db:
+                sql.create_tables(db)
+
+    def close(self) -> None:
+        """Close the connection; the store cannot be used afterwards."""
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> JobStore:
+        """Use the store as a context manager that closes it."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the store."""
+        self.close()
+
+    # -- writes ------------------------------------------------------------------
+
+    def create_execution(
+        self,
+        user: str,
+        plate: str,
+        pipeline_code: str,
+        wells: Sequence[str],
+        options: Mapping[str, Any],
+    ) -> ExecutionRecord:
+        """Store a QUEUED execution with its wells PENDING, in the order given.
+
+        Raises
+        ------
+        ValueError
+            When ``wells`` is empty or names a well twice.
+        TypeError
+            When ``options`` is not JSON-serialisable.
+        """
+        if not wells:
+            raise ValueError("an execution needs at least one well")
+        if len(set(wells)) != len(wells):
+            twice = sorted({well for well in wells if list(wells).count(well) > 1})
+            raise ValueError(f"wells listed twice: {', '.join(twice)}")
+        values = {
+            "id": f"ex-{secrets.token_hex(6)}",
+            "user": user,
+            "plate": plate,
+            "pipeline_code": pipeline_code,
+            "pipeline_hash": pipeline_hash(pipeline_code),
+            "options_json": json.dumps(dict(options), sort_keys=True),
+            "state": _E.QUEUED.name,
+            "submitted_at": time.time(),
+            "total": len(wells),
+        }
+        with self._write() as db:
+            sql.insert_execution(db, values, list(wells), _W.PENDING.name)
+            return _execution_record(
+                sql.select_executions(db, execution_id=values["id"])[0]
+            )
+
+    def append_event(
+        self,
+        execution_id: str,
+        kind: str,
+        payload: bytes | Callable[[int], bytes],
+        arrays: bytes | None = None,
+    ) -> StoredEvent:
+        """Log one event with the next seq (1, 2, 3, ... per execution, no gaps).
+
+        Raises
+        ------
+        UnknownExecutionError
+            When the execution is not in the store.
+        """
+        with self._write() as db:
+            return _append(db, execution_id, EventDraft(kind, payload, arrays))
+
+    def set_execution_state(
+        self,
+        execution_id: str,
+        trigger: ExecutionTrigger,
+        *,
+        error: str | None = None,
+        event: EventDraft | None = None,
+    ) -> StoredEvent | None:
+        """Apply ``trigger`` to the execution and log ``event``, in one transaction.
+
+        START stamps ``started_at``; FINISH, FAIL and CANCEL stamp ``finished_at``;
+        ``error`` is kept with FAIL. :meth:`cancel` also cancels pending wells.
+
+        Raises
+        ------
+        InvalidTransition
+            When the table forbids it, or on FINISH while wells are unsettled.
+        UnknownExecutionError
+            When the execution is not in the store.
+        """
+        with self._write() as db:
+            _move_execution(db, execution_id, trigger, error)
+            return _append(db, execution_id, event) if event else None
+
+    def record_well_started(
+        self, execution_id: str, well: str, event: EventDraft | None = None
+    ) -> StoredEvent | None:
+        """Move a well PENDING -> RUNNING and count the attempt.
+
+        Raises
+        ------
+        InvalidTransition, UnknownWellError, UnknownExecutionError
+            Nothing is written.
+        """
+        with self._write() as db:
+            _move_well(db, execution_id, well, WellTrigger.START)
+            db.execute(
+                "UPDATE wells SET started_at = ?, attempt = attempt + 1 "
+                "WHERE execution_id = ? AND well = ?",
+                (time.time(), execution_id, well),
+            )
+            return _append(db, execution_id, event) if event else None
+
+    def record_well_done(
+        self, execution_id: str, well: str, summary: bytes, event: EventDraft
+    ) -> StoredEvent:
+        """Commit a well's result and its event together; publish after it returns.
+
+        Raises
+        ------
+        InvalidTransition, UnknownWellError, UnknownExecutionError
+            Nothing is written.
+        """
+        with self._write() as db:
+            _move_well(db, execution_id, well, WellTrigger.SUCCEED, summary=summary)
+            return _append(db, execution_id, event)
+
+    def record_well_failed(
+        self,
+        execution_id: str,
+        well: str,
+        error: str,
+        traceback: str | None,
+        event: EventDraft,
+    ) -> StoredEvent:
+        """Commit a well's failure (from PENDING or RUNNING) and its event together.
+
+        Raises
+        ------
+        InvalidTransition, UnknownWellError, UnknownExecutionError
+            Nothing is written.
+        """
+        with self._write() as db:
+            _move_well(
+                db,
+                execution_id,
+                well,
+                WellTrigger.FAIL,
+                error=error,
+                traceback=traceback,
+            )
+            return _append(db, execution_id, event)
+
+    def record_well_cancelled(
+        self, execution_id: str, well: str, event: EventDraft | None = None
+    ) -> StoredEvent | None:
+        """Record that a running (or pending) well was stopped by a cancel.
+
+        Raises
+        ------
+        InvalidTransition, UnknownWellError, UnknownExecutionError
+            Nothing is written.
+        """
+        with self._write() as db:
+            _move_well(db, execution_id, well, WellTrigger.CANCEL)
+            return _append(db, execution_id, event) if event else None
+
+    def cancel(
+        self, execution_id: str, event: EventDraft | None = None
+    ) -> CancelOutcome:
+        """Cancel the execution and all its PENDING wells in one transaction.
+
+        RUNNING wells stay RUNNING and are listed in the outcome: the caller stops
+        them and reports each with :meth:`record_well_cancelled` (or done/failed
+        when it finished first).
+
+        Raises
+        ------
+        InvalidTransition
+            When the execution already ended (FINISHED, FAILED, CANCELLED).
+        UnknownExecutionError
+            When the execution is not in the store.
+        """
+        with self._write() as db:
+            _move_execution(db, execution_id, ExecutionTrigger.CANCEL, None)
+            pending = sql.wells_in(db, execution_id, _W.PENDING.name)
+            for well in pending:
+                _move_well(db, execution_id, well, WellTrigger.CANCEL)
+            running = sql.wells_in(db, execution_id, _W.RUNNING.name)
+            stored = _append(db, execution_id, event) if event else None
+        return CancelOutcome(tuple(running), len(pending), stored)
+
+    def recover_after_restart(self) -> list[str]:
+        """Make a crashed or stopped server's work resumable; call once at start-up.
+
+        RUNNING executions go INTERRUPTED -> QUEUED, and INTERRUPTED ones (from a
+        clean stop) go QUEUED. Their RUNNING wells go back to PENDING; ``attempt``
+        already counts the lost try. RUNNING wells of executions that ended
+        meanwhile (cancelled while running) become CANCELLED.
+
+        Returns
+        -------
+        list[str]
+            Ids of every QUEUED execution, oldest first: the queue to resume.
+        """
+        with self._write() as db:
+            for state, trigger in (
+                (_E.RUNNING, ExecutionTrigger.INTERRUPT),
+                (_E.INTERRUPTED, ExecutionTrigger.RESUME),
+            ):
+                for execution_id in _ids_in(db, state):
+                    _move_execution(db, execution_id, trigger, None)
+            stuck = db.execute(
+                "SELECT w.execution_id, w.well, e.state FROM wells w "
+                "JOIN executions e ON e.id = w.execution_id WHERE w.state = ?",
+                (_W.RUNNING.name,),
+            ).fetchall()
+            for execution_id, well, state in stuck:
+                if ExecutionState[state] in ACTIVE_STATES:
+                    _move_well(db, execution_id, well, WellTrigger.REQUEUE)
+                else:
+                    _move_well(db, execution_id, well, WellTrigger.CANCEL)
+            return _ids_in(db, _E.QUEUED)
+
+    # -- reads -------------------------------------------------------------------
+
+    def get_execution(self, execution_id: str) -> ExecutionRecord | None:
+        """Return the execution, or None when the id is unknown."""
+        with self._lock:
+            rows = sql.select_executions(self._db, execution_id=execution_id)
+        return _execution_record(rows[0]) if rows else None
+
+    def list_executions(
+        self, user: str | None = None, *, include_finished: bool = True
+    ) -> list[ExecutionRecord]:
+        """Return executions oldest first: all, one user's, and/or only active ones."""
+        states = None if include_finished else _ACTIVE_NAMES
+        with self._lock:
+            rows = sql.select_executions(self._db, user=user, states=states)
+        return [_execution_record(row) for row in rows]
+
+    def wells(self, execution_id: str) -> list[WellRecord]:
+        """Return every well of an execution, in the order submitted."""
+        with self._lock:
+            rows = sql.select_wells(self._db, execution_id)
+        return [WellRecord(row[0], WellState[row[1]], *row[2:]) for row in rows]
+
+    def pending_wells(self, execution_id: str) -> list[str]:
+        """Return the PENDING wells of an execution, in the order submitted."""
+        with self._lock:
+            return sql.wells_in(self._db, execution_id, _W.PENDING.name)
+
+    def events_since(
+        self,
+        execution_id: str,
+        since_seq: int,
+        limit: int = 1000,
+        *,
+        include_arrays: bool = True,
+    ) -> list[StoredEvent]:
+        """Return logged events with ``seq > since_seq`` in order, ``limit`` at most."""
+        with self._lock:
+            rows = sql.select_events(
+                self._db, execution_id, since_seq, limit, include_arrays=include_arrays
+            )
+        return [StoredEvent(execution_id, *row) for row in rows]
+
+    def count_active(self, user: str) -> int:
+        """Count the user's QUEUED, RUNNING and INTERRUPTED executions (quotas)."""
+        with self._lock:
+            return len(sql.select_executions(self._db, user=user, states=_ACTIVE_NAMES))
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+
+_ACTIVE_NAMES = tuple(state.name for state in ACTIVE_STATES)
+
+# The execution counter that each settled well state adds to.
+_COUNTERS: dict[WellState, Literal["done", "failed", "cancelled"]] = {
+    _W.DONE: "done",
+    _W.FAILED: "failed",
+    _W.CANCELLED: "cancelled",
+}
+
+
+def _row(db: sqlite3.Connection, execution_id: str) -> tuple[Any, ...]:
+    row = sql.execution_row(db, execution_id)
+    if row is None:
+        raise UnknownExecutionError(f"no execution {execution_id!r}")
+    return row
+
+
+def _ids_in(db: sqlite3.Connection, state: ExecutionState) -> list[str]:
+    return [row[0] for row in sql.select_executions(db, states=(state.name,))]
+
+
+def _move_execution(
+    db: sqlite3.Connection,
+    execution_id: str,
+    trigger: ExecutionTrigger,
+    error: str | None,
+) -> None:
+    state, total, done, failed, cancelled, _ = _row(db, execution_id)
+    current = ExecutionState[state]
+    what = f"execution {execution_id}"
+    target = execution_transition(current, trigger, what)
+    unsettled = total - done - failed - cancelled
+    if trigger is ExecutionTrigger.FINISH and unsettled:
+        raise InvalidTransition(what, current, trigger, f"{unsettled} wells unsettled")
+    sql.write_execution_state(
+        db,
+        execution_id,
+        target.name,
+        started=trigger is ExecutionTrigger.START,
+        finished=target in TERMINAL_STATES,
+        error=error,
+    )
+
+
+def _move_well(
+    db: sqlite3.Connection,
+    execution_id: str,
+    well: str,
+    trigger: WellTrigger,
+    **settled_columns: Any,
+) -> None:
+    state = sql.well_state(db, execution_id, well)
+    if state is None:
+        _row(db, execution_id)  # raises UnknownExecutionError first if unknown
+        raise UnknownWellError(f"well {well!r} is not part of {execution_id}")
+    target = well_transition(
+        WellState[state], trigger, f"well {well} of {execution_id}"
+    )
+    if target in _COUNTERS:
+        sql.write_well(
+            db,
+            execution_id,
+            well,
+            state=target.name,
+            finished_at=time.time(),
+            **settled_columns,
+        )
+        sql.add_to_counter(db, execution_id, _COUNTERS[target])
+    elif target is _W.PENDING:  # requeued after a restart
+        sql.write_well(db, execution_id, well, state=target.name, started_at=None)
+    else:
+        sql.write_well(db, execution_id, well, state=target.name)
+
+
+def _append(
+    db: sqlite3.Connection, execution_id: str, draft: EventDraft
+) -> StoredEvent:
+    seq = int(_row(db, execution_id)[5]) + 1
+    payload = draft.payload(seq) if callable(draft.payload) else draft.payload
+    sql.insert_event(db, execution_id, seq, draft.kind, payload, draft.arrays)
+    return StoredEvent(execution_id, seq, draft.kind, bytes(payload), draft.arrays)
+
+
+def _execution_record(row: Sequence[Any]) -> ExecutionRecord:
+    values = list(row)
+    values[5] = json.loads(values[5])
+    values[6] = ExecutionState[values[6]]
+    return ExecutionRecord(*values)

@@ -1,0 +1,202 @@
+"""Persistent worker processes, one per GPU or CPU slot.
+
+Workers start once with the server and serve every execution, so a run pays no
+spawn or import cost. Each worker is bound to one device: a GPU worker gets
+``CUDA_VISIBLE_DEVICES`` set before anything imports CuPy.
+
+The server talks to a worker over a private pipe (pickle between the server and
+its own children; no client bytes are ever unpickled). A running task can be
+interrupted: the server writes the task's serial into the worker's shared
+``cancel`` slot and sends SIGUSR1; the worker raises :class:`TaskCancelled` only
+if that serial is the task it is running, so a late signal never hits the next
+task. A worker that dies is replaced and its task reported as failed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from openhcs_nb.execution.plan import ExecutionPlan
+
+log = logging.getLogger(__name__)
+
+
+class TaskCancelled(BaseException):
+    """Raised inside a worker when its current task is cancelled."""
+
+
+class WorkerDied(RuntimeError):
+    """The worker process exited while running a task."""
+
+
+@dataclass(frozen=True)
+class WellTask:
+    """Process one well and write its outputs under ``out``."""
+
+    plan: ExecutionPlan
+    well: str
+    out: str
+    preview_size: int
+
+
+@dataclass(frozen=True)
+class PreviewTask:
+    """Preview one field of one well after ``upto`` steps."""
+
+    plan: ExecutionPlan
+    well: str
+    upto: int | None
+    site: int
+    max_size: int
+
+
+Task = WellTask | PreviewTask
+
+
+def _worker_main(conn: Connection, device: str, cancel: Any, current: Any) -> None:
+    if device.startswith("cuda:"):
+        os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    running = [0]  # the serial being computed; 0 while idle or replying
+
+    def on_cancel(signum: int, frame: object) -> None:
+        if running[0] and cancel.value == running[0]:
+            running[0] = 0
+            raise TaskCancelled
+
+    signal.signal(signal.SIGUSR1, on_cancel)
+    from openhcs_nb.execution.preview import preview_well
+    from openhcs_nb.execution.well import run_well
+
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        serial, task = message
+        current.value = serial
+        reply: tuple[int, str, Any]
+        try:
+            running[0] = serial
+            if isinstance(task, WellTask):
+                result: Any = run_well(
+                    task.plan, task.well, task.out, task.preview_size
+                )
+            else:
+                result = preview_well(
+                    task.plan, task.well, task.upto, task.site, task.max_size
+                )
+            running[0] = 0
+            reply = (serial, "ok", result)
+        except TaskCancelled:
+            reply = (serial, "cancelled", None)
+        except Exception as exc:
+            running[0] = 0
+            trace = traceback.format_exc()
+            reply = (serial, "error", (type(exc).__name__, str(exc), trace))
+        current.value = 0
+        try:
+            conn.send(reply)
+        except (BrokenPipeError, OSError):
+            return
+
+
+class Worker:
+    """One worker process and the pipe to it; used by one dispatcher thread."""
+
+    def __init__(
+        self, index: int, device: str, ctx: multiprocessing.context.BaseContext
+    ) -> None:
+        self.index = index
+        self.device = device
+        self._ctx = ctx
+        self._serial = 0
+        self._lock = threading.Lock()
+        self._cancel = ctx.Value("q", 0, lock=False)
+        self._current = ctx.Value("q", 0, lock=False)
+        self._start()
+
+    def _start(self) -> None:
+        parent, child = self._ctx.Pipe()
+        self._conn = parent
+        self.process = self._ctx.Process(
+            target=_worker_main,
+            args=(child, self.device, self._cancel, self._current),
+            name=f"openhcs-worker-{self.index}",
+            daemon=True,
+        )
+        self.process.start()
+        child.close()
+
+    def run(self, task: Task) -> tuple[str, Any]:
+        """Run ``task`` and block until it ends.
+
+        Returns ("ok", result), ("cancelled", None) or
+        ("error", (type, message, traceback)).
+
+        Raises
+        ------
+        WorkerDied
+            The process exited mid-task; it has been restarted.
+        """
+        with self._lock:
+            self._serial += 1
+            serial = self._serial
+        try:
+            self._conn.send((serial, task))
+            while True:
+                got, status, payload = self._conn.recv()
+                if got == serial:
+                    return status, payload
+        except (EOFError, OSError, BrokenPipeError) as exc:
+            code = self.process.exitcode
+            self.process.join(timeout=1)
+            self._start()
+            raise WorkerDied(
+                f"worker {self.index} ({self.device}) died while running the task "
+                f"(exit code {code})"
+            ) from exc
+
+    def cancel_current(self) -> None:
+        """Interrupt whatever this worker is running now."""
+        serial = self._current.value
+        if serial:
+            self._cancel.value = serial
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGUSR1)  # type: ignore[arg-type]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to exit; kill it if it does not."""
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._conn.send(None)
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(1)
+
+
+def worker_devices(workers: int, gpus: Sequence[str]) -> list[str]:
+    """One device per worker: GPUs round-robin when configured, else CPUs."""
+    if gpus:
+        return [f"cuda:{gpus[i % len(gpus)]}" for i in range(workers)]
+    return ["cpu"] * workers
+
+
+def start_workers(workers: int, gpus: Sequence[str]) -> list[Worker]:
+    """Start the server's worker processes (forkserver: safe with threads)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["openhcs_nb.execution.well"])
+    return [Worker(i, d, ctx) for i, d in enumerate(worker_devices(workers, gpus))]

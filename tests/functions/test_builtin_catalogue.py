@@ -1,0 +1,128 @@
+"""The exported Functions, the built-in catalogue and parameter checking."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pickle
+
+import numpy as np
+import pytest
+
+import openhcs_nb.functions as functions
+from openhcs_nb.errors import PipelineError
+from openhcs_nb.functions import builtin_catalogue
+from openhcs_nb.pipeline.catalogue import Catalogue, Function
+
+REQUIRED = {
+    "percentile_normalize": ("image", "image"),
+    "gaussian_blur": ("image", "image"),
+    "subtract_background": ("image", "image"),
+    "threshold_otsu": ("image", "mask"),
+    "threshold_li": ("image", "mask"),
+    "threshold_manual": ("image", "mask"),
+    "fill_holes": ("mask", "mask"),
+    "watershed_split": ("mask", "labels"),
+    "label_objects": ("mask", "labels"),
+    "remove_small_objects": ("labels", "labels"),
+    "expand_labels": ("labels", "labels"),
+    "measure_objects": ("image", "image"),
+    "project_z": ("image", "image"),
+    "composite_channels": ("image", "image"),
+}
+CATEGORIES = {"intensity", "segmentation", "objects", "measure", "projection"}
+
+
+def _keyword_defaults(func: object) -> dict[str, object]:
+    return {
+        name: p.default
+        for name, p in inspect.signature(func).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def test_when_catalogue_built_then_it_holds_every_required_function():
+    catalogue = builtin_catalogue()
+    assert isinstance(catalogue, Catalogue)
+    assert set(catalogue) == set(REQUIRED)
+    for name, (kind_in, kind_out) in REQUIRED.items():
+        fn = catalogue[name]
+        assert (fn.input, fn.output) == (kind_in, kind_out), name
+        assert fn.version == "1"
+        assert fn.category in CATEGORIES
+        assert fn.help
+
+
+def test_when_imported_by_name_then_each_export_is_its_function():
+    for name in REQUIRED:
+        fn = getattr(functions, name)
+        assert isinstance(fn, Function)
+        assert fn.name == name
+        assert name in functions.__all__
+
+
+def test_when_catalogue_built_twice_then_the_catalogues_are_independent_but_equal():
+    a, b = builtin_catalogue(), builtin_catalogue()
+    assert a is not b
+    assert list(a) == list(b)
+    assert a.categories().keys() <= CATEGORIES
+
+
+def test_when_impl_defaults_compared_then_they_match_declared_params():
+    for fn in builtin_catalogue().values():
+        defaults = _keyword_defaults(fn.impl)
+        for param in fn.params:
+            assert defaults[param.name] == param.default, (fn.name, param.name)
+        extra = set(defaults) - {p.name for p in fn.params}
+        expected_extra = ({"labels"} if fn.needs_labels else set()) | (
+            {"names"} if fn.needs_context else set()
+        )
+        assert extra == expected_extra, fn.name
+
+
+def test_when_gpu_twin_named_then_it_exists_with_the_same_parameters():
+    twins = [fn for fn in builtin_catalogue().values() if fn.gpu_impl]
+    assert {fn.name for fn in twins} >= {"gaussian_blur", "fill_holes", "label_objects"}
+    for fn in twins:
+        assert fn.memory_type == "cupy"
+        module, _, name = fn.gpu_impl.partition(":")
+        twin = getattr(importlib.import_module(module), name)
+        assert _keyword_defaults(twin) == _keyword_defaults(fn.impl), fn.name
+
+
+def test_when_functions_pickled_then_they_round_trip_by_value():
+    for fn in builtin_catalogue().values():
+        assert pickle.loads(pickle.dumps(fn)) == fn
+
+
+@pytest.mark.parametrize(
+    ("fn", "kwargs", "field"),
+    [
+        (functions.gaussian_blur, {"sigma": -1.0}, "sigma"),
+        (functions.gaussian_blur, {"sigma": "2"}, "sigma"),
+        (functions.gaussian_blur, {"radius": 2}, "radius"),
+        (functions.subtract_background, {"method": "median"}, "method"),
+        (functions.subtract_background, {"radius": 0}, "radius"),
+        (functions.label_objects, {"connectivity": 3}, "connectivity"),
+        (functions.watershed_split, {"min_distance": 2.5}, "min_distance"),
+        (functions.percentile_normalize, {"high": 101.0}, "high"),
+        (functions.threshold_manual, {"value": float("nan")}, "value"),
+    ],
+)
+def test_when_kwargs_are_invalid_then_check_kwargs_names_the_field(fn, kwargs, field):
+    with pytest.raises(PipelineError) as info:
+        fn.check_kwargs(kwargs, step="s1")
+    assert info.value.field == field
+
+
+def test_when_required_value_missing_then_threshold_manual_refuses_to_run():
+    with pytest.raises(PipelineError) as info:
+        functions.threshold_manual(np.zeros((1, 4, 4), np.float32))
+    assert info.value.field == "value"
+
+
+def test_when_stack_is_not_3d_then_the_error_names_the_function():
+    with pytest.raises(PipelineError, match="gaussian_blur expects a 3-D"):
+        functions.gaussian_blur(np.zeros((4, 4), np.float32))
+    with pytest.raises(PipelineError, match="empty stack"):
+        functions.fill_holes(np.zeros((0, 4, 4), bool))

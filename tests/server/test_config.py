@@ -1,0 +1,248 @@
+"""Loading the server configuration from TOML and OPENHCS_NB_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import pytest
+import tomllib
+
+from openhcs_nb.errors import OpenHCSError
+from openhcs_nb.server.config import (
+    ConfigError,
+    ServerConfig,
+    demo_config,
+    env_name,
+    is_loopback_address,
+    load_config,
+)
+
+EXAMPLE = Path(__file__).parents[2] / "server" / "deploy" / "server.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "server.toml"
+    path.write_text(text)
+    return path
+
+
+def test_when_no_file_and_no_env_then_defaults_bind_loopback():
+    config = load_config(None, env={})
+    assert config.server.command_address == "tcp://127.0.0.1:7710"
+    assert config.server.event_address == "tcp://127.0.0.1:7711"
+    assert config.server.max_message_bytes == 64 * 1024 * 1024
+    assert config.execution.max_concurrent_executions == 2
+    assert config.execution.workers >= 1
+    assert not config.curve_required
+    assert config.audit_path == config.results.root / "audit.jsonl"
+
+
+def test_when_file_sets_values_then_they_are_typed_and_paths_resolved(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        [plates]
+        roots = ["plates", "/data/screens"]
+        demo = true
+        [results]
+        root = "results"
+        [execution]
+        gpus = [0, 1, 3]
+        cancel_grace_s = 2
+        [audit]
+        path = "~/audit.jsonl"
+        """,
+    )
+    config = load_config(path, env={})
+    assert config.plates.roots == (tmp_path / "plates", Path("/data/screens"))
+    assert config.plates.demo is True
+    assert config.results.root == tmp_path / "results"
+    assert config.execution.gpus == (0, 1, 3)
+    assert config.execution.workers == 3  # one per GPU unless set
+    assert config.execution.cancel_grace_s == 2.0
+    assert config.audit_path == Path("~/audit.jsonl").expanduser()
+    assert config.jobs_path == tmp_path / "results" / "jobs.sqlite3"
+
+
+def test_when_env_overrides_then_every_type_converts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    env = {
+        "OPENHCS_NB_SERVER_COMMAND_ADDRESS": "tcp://127.0.0.1:9000",
+        "OPENHCS_NB_EXECUTION_WORKERS": " 7 ",
+        "OPENHCS_NB_EXECUTION_CANCEL_GRACE_S": "0.5",
+        "OPENHCS_NB_EXECUTION_GPUS": "0, 2",
+        "OPENHCS_NB_PLATES_DEMO": "yes",
+        "OPENHCS_NB_PLATES_ROOTS": "/a,b,",
+        "OPENHCS_NB_RESULTS_ROOT": "out",
+        "OPENHCS_NB_OMERO_PORT": "14064",
+    }
+    path = write(tmp_path, "[execution]\nworkers = 2\n")
+    config = load_config(path, env=env)
+    assert config.server.command_address == "tcp://127.0.0.1:9000"
+    assert config.execution.workers == 7
+    assert config.execution.cancel_grace_s == 0.5
+    assert config.execution.gpus == (0, 2)
+    assert config.plates.demo is True
+    assert config.plates.roots == (Path("/a"), tmp_path / "b")
+    assert config.results.root == tmp_path / "out"
+    assert config.omero.port == 14064
+
+
+def test_when_env_value_is_empty_then_optional_path_is_unset(tmp_path):
+    path = write(tmp_path, '[security]\nauthorized_keys = "keys"\n')
+    env = {"OPENHCS_NB_SECURITY_AUTHORIZED_KEYS": ""}
+    assert load_config(path, env=env).security.authorized_keys is None
+
+
+def test_when_every_field_has_an_env_name_then_names_follow_the_pattern():
+    names = {
+        env_name(section.name, key.name)
+        for section in dataclasses.fields(ServerConfig)
+        for key in dataclasses.fields(getattr(ServerConfig(), section.name))
+    }
+    assert "OPENHCS_NB_SERVER_COMMAND_ADDRESS" in names
+    assert "OPENHCS_NB_EXECUTION_MAX_QUEUED_PER_USER" in names
+    assert all(name.isupper() and name.startswith("OPENHCS_NB_") for name in names)
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [
+        ("OPENHCS_NB_EXECUTION_WORKERS", "four", "expected an integer"),
+        ("OPENHCS_NB_EXECUTION_CANCEL_GRACE_S", "soon", "expected a number"),
+        ("OPENHCS_NB_PLATES_DEMO", "maybe", "expected a boolean"),
+        ("OPENHCS_NB_EXECUTION_GPUS", "0,x", "expected an integer"),
+    ],
+)
+def test_when_env_value_is_malformed_then_error_names_variable(var, value, expected):
+    with pytest.raises(ConfigError, match=f"{var}: {expected}") as info:
+        load_config(None, env={var: value})
+    assert info.value.code == "config_error"
+    assert isinstance(info.value, OpenHCSError)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[server]\ncommand_adress = 'tcp://127.0.0.1:1'\n",
+            r"\[server\] command_adress",
+        ),
+        ("[excecution]\nworkers = 1\n", "'excecution'.*unknown section"),
+        ("[execution]\nworkers = '4'\n", r"\[execution\] workers.*expected an integer"),
+        ("[plates]\ndemo = 1\n", r"\[plates\] demo.*expected true or false"),
+        ("[plates]\nroots = '/data'\n", r"\[plates\] roots.*expected a list"),
+        ("[execution]\ngpus = [0, 'a']\n", r"gpus.*\[1\].*expected an integer"),
+        ("server = 1\n", r"\[server\].*must be a table"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_when_file_is_wrong_then_error_names_the_key(tmp_path, text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(write(tmp_path, text), env={})
+
+
+def test_when_file_is_missing_then_error_names_it(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.toml", env={})
+
+
+def test_when_env_has_unknown_server_key_then_it_is_reported(caplog):
+    with caplog.at_level(logging.WARNING):
+        load_config(None, env={"OPENHCS_NB_EXECUTION_WORKER": "3"})
+    assert "OPENHCS_NB_EXECUTION_WORKER" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "address", ["tcp://0.0.0.0:7710", "tcp://*:7710", "tcp://10.0.0.5:7710"]
+)
+def test_when_binding_beyond_loopback_without_keys_then_validate_refuses(address):
+    env = {"OPENHCS_NB_SERVER_COMMAND_ADDRESS": address}
+    with pytest.raises(ConfigError, match=r"\[security\] server_secret_key"):
+        load_config(None, env=env)
+
+
+def test_when_binding_beyond_loopback_with_keys_then_curve_is_required(tmp_path):
+    env = {
+        "OPENHCS_NB_SERVER_EVENT_ADDRESS": "tcp://*:7711",
+        "OPENHCS_NB_SECURITY_SERVER_SECRET_KEY": str(tmp_path / "server.key_secret"),
+        "OPENHCS_NB_SECURITY_AUTHORIZED_KEYS": str(tmp_path / "clients"),
+    }
+    assert load_config(None, env=env).curve_required
+
+
+def test_when_require_curve_on_loopback_then_keys_are_needed():
+    with pytest.raises(ConfigError, match=r"authorized_keys|server_secret_key"):
+        load_config(None, env={"OPENHCS_NB_SECURITY_REQUIRE_CURVE": "true"})
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("tcp://127.0.0.1:1", True),
+        ("tcp://127.0.0.2:1", True),
+        ("tcp://localhost:1", True),
+        ("tcp://[::1]:1", True),
+        ("ipc:///tmp/openhcs.sock", True),
+        ("tcp://0.0.0.0:1", False),
+        ("tcp://*:1", False),
+        ("tcp://[::]:1", False),
+        ("tcp://eth0:1", False),
+    ],
+)
+def test_when_address_is_classified_then_only_local_ones_are_loopback(
+    address, loopback
+):
+    assert is_loopback_address(address) is loopback
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"OPENHCS_NB_EXECUTION_WORKERS": "0"}, r"\[execution\] workers"),
+        ({"OPENHCS_NB_EXECUTION_PREVIEW_SIZE": "8"}, "preview_size"),
+        ({"OPENHCS_NB_SERVER_COMMAND_ADDRESS": "127.0.0.1:1"}, "expected 'tcp://"),
+        ({"OPENHCS_NB_SERVER_EVENT_ADDRESS": "tcp://127.0.0.1:99999"}, "port must"),
+        ({"OPENHCS_NB_SERVER_EVENT_ADDRESS": "tcp://127.0.0.1:7710"}, "must differ"),
+        ({"OPENHCS_NB_OMERO_PORT": "70000"}, r"\[omero\] port"),
+    ],
+)
+def test_when_values_are_out_of_range_then_validate_names_them(env, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_config(None, env=env)
+
+
+def test_when_demo_config_is_built_then_it_is_loopback_with_next_port(tmp_path):
+    config = demo_config(7800, tmp_path)
+    assert config.server.command_address == "tcp://127.0.0.1:7800"
+    assert config.server.event_address == "tcp://127.0.0.1:7801"
+    assert config.plates.demo
+    assert config.results.root == tmp_path
+    assert not config.curve_required
+
+
+def test_when_demo_port_is_zero_then_both_sockets_pick_free_ports(tmp_path):
+    config = demo_config(0, tmp_path)
+    assert config.server.command_address == "tcp://127.0.0.1:0"
+    assert config.server.event_address == "tcp://127.0.0.1:0"
+    with pytest.raises(ConfigError, match="demo port"):
+        demo_config(65535, tmp_path)
+
+
+def test_when_example_config_is_loaded_then_it_covers_every_setting(tmp_path):
+    parsed = tomllib.loads(EXAMPLE.read_text())
+    # The example writes out every key (commented ones excepted) of every section.
+    for section in dataclasses.fields(ServerConfig):
+        keys = {
+            f.name for f in dataclasses.fields(getattr(ServerConfig(), section.name))
+        }
+        commented = {
+            line.split("=")[0].strip("# ").strip()
+            for line in EXAMPLE.read_text().splitlines()
+            if line.startswith("# ") and "=" in line
+        }
+        assert keys <= set(parsed.get(section.name, {})) | commented, section.name
+    config = load_config(EXAMPLE, env={})
+    assert config.server.command_address.startswith("tcp://127.0.0.1:")
