@@ -1,4 +1,4 @@
-"""openhcs-nb: build high-content screening pipelines in Jupyter, run them next to the data.
+"""openhcs-nb: build screening pipelines in Jupyter, run them next to the data.
 
 The public names live here; everything else is an implementation detail.
 ``%load_ext openhcs_nb`` loads the IPython magics (imported only then).

@@ -44,8 +44,12 @@ def run_demo(
     with pd.option_context("display.width", 160, "display.precision", 1):
         print(table.to_string(index=False))
     good = int(table["within_10%"].sum())
-    print(f"{good}/{len(table)} wells within ±10% of the planted count, {elapsed:.1f} s")
-    print(f"results: {results.path}  (wells.parquet, objects.parquet, results.ome.zarr)")
+    print(
+        f"{good}/{len(table)} wells within ±10% of the planted count, {elapsed:.1f} s"
+    )
+    print(
+        f"results: {results.path}  (wells.parquet, objects.parquet, results.ome.zarr)"
+    )
     ok = good == len(table) and not results.failed
     print("OK" if ok else "FAILED")
     return 0 if ok else 1

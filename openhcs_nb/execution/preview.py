@@ -2,8 +2,8 @@
 
 Previews are what a user looks at while tuning a step, so they read a single
 field rather than the whole well, and return small images: the input planes
-("before/<channel>"), the planes after the steps ("after/<channel>") and any
-labels made so far ("labels/<name>").
+("input/<channel>"), the planes after the last step run ("<step>/<channel>")
+and any labels made so far ("labels/<name>").
 """
 
 from __future__ import annotations
@@ -53,11 +53,12 @@ def preview_well(
     """
     source = plate if plate is not None else open_cached(plan.plate_ref)
     state = WellState.load(source, well, site=site)
-    images = make_previews(state, max_size, site=site, prefix="before")
+    images = make_previews(state, max_size, site=site, prefix="input")
     run_steps(plan, state, upto)
-    after = make_previews(state, max_size, site=site, prefix="after")
-    images.update(after)
     steps = plan.steps[:upto]
+    if steps:
+        after = make_previews(state, max_size, site=site, prefix=steps[-1].name)
+        images.update(after)
     summary = summarise(concat_tables(state.objects), state)
     return PreviewResult(
         state.well, site, tuple(s.name for s in steps), images, summary

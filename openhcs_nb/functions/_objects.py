@@ -36,7 +36,10 @@ def _remove_small_objects(
         keep[0] = False
         lut = np.zeros(areas.size, dtype=np.int32)
         lut[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.int32)
-        out[i] = lut[plane]
+        if np.array_equal(lut, np.arange(lut.size)):
+            out[i] = plane  # nothing removed and already 1..n: a plain copy
+        else:
+            out[i] = lut[plane]
     return out
 
 

@@ -118,12 +118,15 @@ def parse(code: object) -> tuple[Source, ast.Module]:
         raise PipelineCodeError(
             f"pipeline code must be str, got {type(code).__name__}", 1, 1
         )
-    if len(code) > MAX_CODE_BYTES or len(code.encode("utf-8", "surrogatepass")) > (
-        MAX_CODE_BYTES
-    ):
+    # Every character is at least one byte: only encode text that might fit.
+    too_big = len(code) > MAX_CODE_BYTES or (
+        len(code.encode("utf-8", "surrogatepass")) > MAX_CODE_BYTES
+    )
+    if too_big:
         raise PipelineCodeError(
             f"pipeline code is larger than {MAX_CODE_BYTES // 1024} KiB", 1, 1
         )
+    code = code.removeprefix("\ufeff")  # a byte-order mark from a saved file
     try:
         tree = ast.parse(code, mode="exec")
     except SyntaxError as exc:
@@ -150,6 +153,9 @@ class Builder:
 
     name: str
     build: Callable[[Reader, ast.Call, int], object]
+
+    def __repr__(self) -> str:
+        return self.name
 
 
 Arguments = dict[str, tuple[object, ast.expr]]
@@ -304,7 +310,7 @@ class Reader:
         ):
             value = operand.value
             return self._constant(node, -value if op == "-" else value)
-        if op in "-+":
+        if op in ("-", "+"):
             self.refuse(node, f"unary '{op}' is only allowed before a number")
         self.refuse(node, f"operator '{op}' is not allowed")
 
@@ -341,7 +347,7 @@ class Reader:
         func = node.func
         if not isinstance(func, ast.Name):
             self.value(func, depth + 1)  # refuses, unless a hook accepts it
-            self.refuse(func, f"only {self._callables()} can be called")
+            self.refuse(func, f"only {self._callable_names} can be called")
         self.check_name(func.id, func)
         target = self.names.get(func.id)
         if isinstance(target, Builder):
@@ -354,11 +360,8 @@ class Reader:
             )
         self.refuse(
             func,
-            f"calls to {show(func.id)} are not allowed (only {self._callables()})",
+            f"calls to {show(func.id)} are not allowed (only {self._callable_names})",
         )
-
-    def _callables(self) -> str:
-        return self._callable_names
 
 
 def _culprit(exc: PipelineError, args: Arguments, call: ast.Call) -> ast.AST:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ast
 import re
+from dataclasses import dataclass
 
 from openhcs_nb.pipeline._ast_reader import (
     Builder,
@@ -62,14 +63,16 @@ _STEP_ARGS = ("func", "name", "variable_components", "group_by", *_IGNORED)
 _BAD_NAME_CHAR = re.compile(r"[^A-Za-z0-9_\-]")
 
 
+@dataclass(frozen=True)
 class _Enum:
     """An imported OpenHCS enum; only its members may be read."""
 
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.members: dict[str, str | None] = dict(_COMPONENTS)
-        if name == "GroupBy":
-            self.members["NONE"] = None
+    name: str
+
+    @property
+    def members(self) -> dict[str, str | None]:
+        extra = {"NONE": None} if self.name == "GroupBy" else {}
+        return {**_COMPONENTS, **extra}
 
 
 def read_openhcs_module(

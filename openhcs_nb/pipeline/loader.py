@@ -106,6 +106,7 @@ def _read_module(source: Source, tree: ast.Module, catalogue: Catalogue) -> Pipe
         if isinstance(stmt, ast.ImportFrom):
             _bind_import(reader, stmt, catalogue)
         elif isinstance(stmt, ast.Assign):
+            assigned_name(reader, stmt)
             if found is not None:
                 reader.refuse(
                     stmt,
@@ -130,7 +131,6 @@ def _read_module(source: Source, tree: ast.Module, catalogue: Catalogue) -> Pipe
 
 
 def _read_assignment(reader: Reader, stmt: ast.Assign) -> Pipeline:
-    assigned_name(reader, stmt)
     value = reader.value(stmt.value)
     if not isinstance(value, Pipeline):
         reader.refuse(stmt.value, "the assigned value must be a Pipeline(...) call")
@@ -173,7 +173,13 @@ def _bind_import(reader: Reader, stmt: ast.ImportFrom, catalogue: Catalogue) -> 
 
 
 def read_steps(reader: Reader, node: ast.expr | None, steps: object) -> None:
-    """Check a ``steps`` value element by element, pointing at a bad one."""
+    """Check a ``steps`` value element by element, pointing at a bad one.
+
+    Raises
+    ------
+    PipelineCodeError
+        Too many steps, or an element is not a Step.
+    """
     if node is None or not isinstance(steps, list | tuple):
         return
     if len(steps) > MAX_STEPS:
@@ -194,7 +200,13 @@ def build_pipeline(
     step_nodes: list[ast.AST],
     name_node: ast.AST | None = None,
 ) -> Pipeline:
-    """``Pipeline(name, steps)``; a duplicate step name points at the repeat."""
+    """``Pipeline(name, steps)``; a duplicate step name points at the repeat.
+
+    Raises
+    ------
+    PipelineCodeError
+        The pipeline is invalid; the reason is the validation message.
+    """
     try:
         return Pipeline(name, steps)  # type: ignore[arg-type]
     except PipelineError as exc:

@@ -299,6 +299,13 @@ def _normalise_call(item: object, step: str | None) -> Call:
             field="func",
         )
     checked = fn.check_kwargs(kwargs, step=step)
+    for param in fn.params:
+        if param.required and param.name not in checked:
+            raise PipelineError(
+                f"{fn.name} needs a value for this parameter (it has no default)",
+                step=step,
+                field=param.name,
+            )
     return Call(fn, tuple(checked.items()))
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from openhcs_nb.errors import UnknownPlateError
 from openhcs_nb.plates import imagexpress, ome_zarr
-from openhcs_nb.plates.model import Plate, PlateLayout, WellImages, split_well, well_name
+from openhcs_nb.plates.model import (
+    Plate,
+    PlateLayout,
+    WellImages,
+    split_well,
+    well_name,
+)
 
 # name -> (detect(path) -> bool, open(path) -> Plate); order matters.
 SOURCES: dict[str, tuple[Callable[[Path], bool], Callable[[Path], Plate]]] = {
@@ -52,4 +58,12 @@ def open_plate(ref: str | Path | Plate) -> Plate:
     )
 
 
-__all__ = ["SOURCES", "Plate", "PlateLayout", "WellImages", "open_plate", "split_well", "well_name"]
+__all__ = [
+    "SOURCES",
+    "Plate",
+    "PlateLayout",
+    "WellImages",
+    "open_plate",
+    "split_well",
+    "well_name",
+]

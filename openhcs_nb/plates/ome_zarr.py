@@ -122,8 +122,9 @@ class OmeZarrPlate(Plate):
         wanted = {"t": (t, lay.t), "c": (channel, len(lay.channels)), "z": (z, lay.z)}
         for axis, (index, size) in wanted.items():
             if not 0 <= index < size:
+                label = "channel" if axis == "c" else axis
                 raise PlateError(
-                    f"plate {self.name!r}, well {well}: {axis} index {index} "
+                    f"plate {self.name!r}, well {well}: {label} index {index} "
                     f"is out of range (0..{size - 1})"
                 )
         array, axes = self._field(well, site)

@@ -25,7 +25,7 @@ from typing import Literal
 
 import numpy as np
 
-from openhcs_nb.errors import PlateError
+from openhcs_nb.errors import PlateError, UnknownWellError
 from openhcs_nb.plates._draw import draw_objects, illumination, place_nuclei
 from openhcs_nb.plates._synthetic_write import ImageXpressWriter, OmeZarrWriter
 from openhcs_nb.plates.model import row_letters, split_well, well_name
@@ -40,7 +40,13 @@ _UNITS = {"uint8": 255.0 / 4095.0, "uint16": 1.0, "float32": 1.0 / 4095.0}
 
 @dataclass(frozen=True)
 class SyntheticPlateSpec:
-    """Everything that determines a synthetic plate, byte for byte."""
+    """Everything that determines a synthetic plate, byte for byte.
+
+    Raises
+    ------
+    ValueError
+        A value is out of range (the message lists every one that is).
+    """
 
     rows: int = 2
     columns: int = 3
@@ -127,8 +133,19 @@ class GroundTruth:
     levels: dict[str, tuple[float, ...]]  # well -> planted level per channel
 
     def count(self, well: str) -> int:
-        """Nuclei planted in all fields of ``well``."""
-        return sum(f.count for f in self.fields[well_name(*split_well(well))])
+        """Nuclei planted in all fields of ``well``.
+
+        Raises
+        ------
+        UnknownWellError
+            ``well`` is not a well name or not on this plate.
+        """
+        name = well_name(*split_well(well))
+        if name not in self.fields:
+            raise UnknownWellError(
+                f"synthetic plate {self.spec.name!r} has no well {well!r}"
+            )
+        return sum(f.count for f in self.fields[name])
 
     def counts(self) -> dict[str, int]:
         """Nuclei planted per well, for every well."""

@@ -140,6 +140,7 @@ class HelloReply(_Message, kw_only=True):
     max_concurrent: int
     user: str
     session_id: str | None = None
+    event_port: int = 0
 
 
 class PlatesReply(_Message, kw_only=True):

@@ -196,7 +196,10 @@ class ExecutionRecord:
 
 @dataclass(frozen=True, slots=True)
 class WellRecord:
-    """One row of ``wells``; ``summary`` is the msgpack bytes given at DONE."""
+    """One row of ``wells``; ``summary`` is the msgpack bytes given at DONE.
+
+    ``attempt`` counts starts: 0 while never started, 2 after a crash and restart.
+    """
 
     well: str
     state: WellState

@@ -106,7 +106,9 @@ def make_test_catalogue() -> Catalogue:
                 "Long name to exercise line breaking.",
                 "filters",
                 params=(
-                    Param("radius_of_the_rolling_ball_in_pixels", "int", 50, "radius", 1),
+                    Param(
+                        "radius_of_the_rolling_ball_in_pixels", "int", 50, "radius", 1
+                    ),
                     Param("light_background_instead_of_dark", "bool", False, "light"),
                     Param("shrink_factor_before_rolling", "float", 1.0, "speed", 1.0),
                 ),

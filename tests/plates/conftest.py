@@ -143,7 +143,10 @@ def zarr_plate(
         key = f"{version}-{sorted(options.items())!r}"
         if key not in _zarr_cache:
             source = _zarr_cache["root"] / f"p{len(_zarr_cache)}.ome.zarr"
-            _zarr_cache[key] = (source, write_ome_zarr_plate(source, version, **options))
+            _zarr_cache[key] = (
+                source,
+                write_ome_zarr_plate(source, version, **options),
+            )
         source, written = _zarr_cache[key]
         path = tmp_path / f"plate-{version}.ome.zarr"
         shutil.copytree(source, path)

@@ -93,7 +93,7 @@ def test_when_well_is_not_on_plate_then_unknown_well_error(zarr_plate):
 
 @pytest.mark.parametrize(
     ("site", "channel", "z", "match"),
-    [(2, 0, 0, "no field 2"), (0, 2, 0, "c index 2"), (0, 0, 1, "z index 1")],
+    [(2, 0, 0, "no field 2"), (0, 2, 0, "channel index 2"), (0, 0, 1, "z index 1")],
 )
 def test_when_index_out_of_range_then_plate_error_names_it(
     zarr_plate, site, channel, z, match
@@ -108,14 +108,18 @@ def test_when_index_out_of_range_then_plate_error_names_it(
 def test_when_other_planes_are_corrupt_then_one_plane_still_reads(zarr_plate, version):
     path, written = zarr_plate(version)
     field = path / "A" / "1" / "0" / "s0"
-    chunk_files = sorted(p for p in field.rglob("*") if p.is_file() and "." not in p.name)
+    chunk_files = sorted(
+        p for p in field.rglob("*") if p.is_file() and "." not in p.name
+    )
     chunk_files = [p for p in chunk_files if p.name != "zarr.json"]
     # One chunk per (t, c, z) plane: garble the second channel's only.
     for chunk in chunk_files:
         if chunk.relative_to(field).parts[-4:-3] == ("1",):
             chunk.write_bytes(b"not a chunk")
     plate = open_ome_zarr_plate(path)
-    np.testing.assert_array_equal(plate.read_image("A01", 0, 0), written["A/1"][0, 0, 0, 0])
+    np.testing.assert_array_equal(
+        plate.read_image("A01", 0, 0), written["A/1"][0, 0, 0, 0]
+    )
     with pytest.raises(Exception):  # noqa: B017  (zarr's own decode error)
         plate.read_image("A01", 0, 1)
 
@@ -128,7 +132,9 @@ def test_when_pickled_then_it_reopens_by_ref(zarr_plate, version):
     assert clone is not plate
     assert clone.layout == plate.layout
     assert clone.ref == plate.ref
-    np.testing.assert_array_equal(clone.read_image("A02", 1, 0), written["A/2"][1, 0, 0, 0])
+    np.testing.assert_array_equal(
+        clone.read_image("A02", 1, 0), written["A/2"][1, 0, 0, 0]
+    )
 
 
 def test_when_path_has_plate_metadata_then_detected(zarr_plate, tmp_path):

@@ -1,0 +1,112 @@
+"""``openhcs-server``: run the execution server, manage its keys.
+
+openhcs-server serve --config server.toml
+openhcs-server serve --demo [--port N] [--workers N] [--results DIR]
+openhcs-server keys generate DIR [--name NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from openhcs_nb.errors import OpenHCSError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openhcs-server", description="The openhcs-nb execution server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the server until SIGTERM")
+    serve.add_argument("--config", type=Path, help="server.toml")
+    serve.add_argument(
+        "--demo", action="store_true", help="serve the demo plate on 127.0.0.1"
+    )
+    serve.add_argument("--port", type=int, default=7710, help="demo command port")
+    serve.add_argument("--workers", type=int, help="override the worker count")
+    serve.add_argument("--results", type=Path, help="override the results root")
+    serve.add_argument(
+        "--plates-root", type=Path, action="append", default=[], help="add a plate root"
+    )
+    serve.add_argument(
+        "--ready-file", type=Path, help="write the bound endpoints here when ready"
+    )
+    serve.add_argument("--log-level", default="INFO")
+    keys = sub.add_parser("keys", help="CurveZMQ keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
+    gen = keys_sub.add_parser("generate", help="write a key pair into DIR")
+    gen.add_argument("directory", type=Path)
+    gen.add_argument("--name", default="server")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "keys":
+            from openhcs_nb.server.keys import cmd_keys_generate
+
+            cmd_keys_generate(args.directory, name=args.name)
+            return 0
+        return _serve(args)
+    except OpenHCSError as exc:
+        print(f"openhcs-server: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from openhcs_nb.server.config import demo_config, load_config
+    from openhcs_nb.server.daemon import Server
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    started = time.perf_counter()
+    if args.demo:
+        from openhcs_nb.plates.demo import cache_root, demo_plate
+
+        results = args.results or cache_root() / "demo-server"
+        config = demo_config(args.port, results)
+        demo_plate()  # generate once, before we report ready
+    else:
+        config = load_config(args.config)
+    if args.workers:
+        config = replace(
+            config, execution=replace(config.execution, workers=args.workers)
+        )
+    if args.results:
+        config = replace(config, results=replace(config.results, root=args.results))
+    if args.plates_root:
+        roots = (*config.plates.roots, *args.plates_root)
+        config = replace(config, plates=replace(config.plates, roots=roots))
+    server = Server(config)
+    server.start()
+    ready = {
+        "command": server.command_endpoint,
+        "events": server.event_endpoint,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+    if args.ready_file:
+        tmp = args.ready_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ready))
+        tmp.replace(args.ready_file)
+    print(
+        f"openhcs-server ready in {ready['seconds']} s: commands {ready['command']}, "
+        f"events {ready['events']}",
+        flush=True,
+    )
+    server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

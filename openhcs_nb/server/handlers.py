@@ -1,0 +1,341 @@
+"""One handler per command; each returns ``(reply, buffers)`` or None.
+
+None means the reply comes later from another thread (a preview runs on a
+worker). Handlers raise :class:`~openhcs_nb.errors.OpenHCSError` subclasses for
+anything the client did wrong; the loop turns them into an ``ErrorReply`` for
+that client only. Users see only their own executions: asking for someone
+else's id answers exactly like an unknown id.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from openhcs_nb import __version__
+from openhcs_nb.errors import OpenHCSError, PlateError
+from openhcs_nb.execution.compile import compile_pipeline
+from openhcs_nb.execution.preview import PreviewResult
+from openhcs_nb.functions import builtin_catalogue
+from openhcs_nb.pipeline.loader import load_pipeline
+from openhcs_nb.protocol import (
+    PROTOCOL_VERSION,
+    ArrayPacker,
+    CancelReply,
+    ClientMessage,
+    ExecutionsReply,
+    Fetch,
+    Hello,
+    HelloReply,
+    PlateInfoReply,
+    PlatesReply,
+    Preview,
+    PreviewReply,
+    Queued,
+    StatusReply,
+    Submit,
+    Submitted,
+    catalogue_to_wire,
+    error_reply,
+    plate_info_to_wire,
+)
+from openhcs_nb.protocol import Cancel as CancelCmd
+from openhcs_nb.protocol import ListExecutions as ListExecutionsCmd
+from openhcs_nb.protocol import ListPlates as ListPlatesCmd
+from openhcs_nb.protocol import PlateInfo as PlateInfoCmd
+from openhcs_nb.protocol import Status as StatusCmd
+from openhcs_nb.protocol.records import ExecutionInfo
+from openhcs_nb.results.store import ResultsStore
+from openhcs_nb.server._events import draft, fetch_reply
+from openhcs_nb.server.audit import AuditLog
+from openhcs_nb.server.config import ServerConfig
+from openhcs_nb.server.jobs import (
+    TERMINAL_STATES,
+    ExecutionRecord,
+    ExecutionTrigger,
+    UnknownExecutionError,
+)
+from openhcs_nb.server.plate_access import PlateAccess
+from openhcs_nb.server.scheduler import ActiveExecution, PreviewJob
+from openhcs_nb.server.workers import PreviewTask
+
+if TYPE_CHECKING:
+    from openhcs_nb.server.daemon import Server
+
+log = logging.getLogger(__name__)
+Out = tuple[Any, list[Any]] | None
+
+
+class QuotaExceededError(OpenHCSError):
+    """The user already has as many executions queued as the server allows."""
+
+    code = "quota_exceeded"
+
+
+class Handlers:
+    """Answers commands using the server's store, scheduler and plate access."""
+
+    def __init__(self, server: Server, config: ServerConfig):
+        self.server = server
+        self.config = config
+        self.store = server.store
+        self.scheduler = server.scheduler
+        self.plates = PlateAccess(config.plates.roots, demo=config.plates.demo)
+        self.audit = AuditLog(config.audit_path, fsync=config.audit.fsync)
+        self.catalogue = builtin_catalogue()
+        self.device = "cuda:0" if config.execution.gpus else "cpu"
+        self.results_root = Path(config.results.root)
+
+    def handle(
+        self, msg: ClientMessage, buffers: list[Any], user: str, identity: bytes
+    ) -> Out:
+        """Answer one decoded command."""
+        match msg:
+            case Hello():
+                return self._hello(msg, user), []
+            case ListPlatesCmd():
+                return PlatesReply(rid=msg.rid, plates=self.plates.list()), []
+            case PlateInfoCmd():
+                plate = self.plates.open(msg.plate)
+                info = plate_info_to_wire(plate.layout)
+                return PlateInfoReply(rid=msg.rid, info=info), []
+            case Submit():
+                return self._submit(msg, user), []
+            case Preview():
+                self._preview(msg, identity)
+                return None
+            case StatusCmd():
+                record = self._own(msg.execution_id, user)
+                return StatusReply(rid=msg.rid, execution=info_of(record)), []
+            case ListExecutionsCmd():
+                records = self.store.list_executions(
+                    user, include_finished=msg.include_finished
+                )
+                infos = [info_of(r) for r in reversed(records)]
+                return ExecutionsReply(rid=msg.rid, executions=infos), []
+            case CancelCmd():
+                return self._cancel(msg, user), []
+            case Fetch():
+                return self._fetch(msg, user)
+        raise OpenHCSError(f"unhandled command {type(msg).__name__}")
+
+    def _hello(self, msg: Hello, user: str) -> HelloReply:
+        port = int(self.server.event_endpoint.rsplit(":", 1)[1])
+        return HelloReply(
+            rid=msg.rid,
+            server_version=__version__,
+            protocol_version=PROTOCOL_VERSION,
+            catalogue=catalogue_to_wire(self.catalogue),
+            gpus=[str(g) for g in self.config.execution.gpus],
+            workers=len(self.server.workers),
+            max_concurrent=self.config.execution.max_concurrent_executions,
+            user=user,
+            event_port=port,
+        )
+
+    def _own(self, execution_id: str, user: str) -> ExecutionRecord:
+        record = self.store.get_execution(execution_id)
+        if record is None or record.user != user:
+            raise UnknownExecutionError(
+                f"no execution {execution_id!r} for user {user!r}"
+            )
+        return record
+
+    def _submit(self, msg: Submit, user: str) -> Submitted:
+        limit = self.config.execution.max_queued_per_user
+        if self.store.count_active(user) >= limit:
+            raise QuotaExceededError(
+                f"user {user!r} already has {limit} executions queued or running; "
+                "wait for one to finish or cancel one"
+            )
+        outcome = "refused"
+        try:
+            pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
+            plate = self.plates.open(msg.plate)
+            plan = compile_pipeline(
+                pipeline, plate, msg.wells, device=self.device, code=msg.pipeline_code
+            )
+            record = self.store.create_execution(
+                user, msg.plate, msg.pipeline_code, plan.wells, _options(msg)
+            )
+            outcome = "accepted"
+        finally:
+            self.audit.record(
+                user=user,
+                action="submit",
+                outcome=outcome,
+                plate=msg.plate,
+                execution_id=record.id if outcome == "accepted" else None,
+                pipeline_hash=record.pipeline_hash if outcome == "accepted" else None,
+            )
+        out = self.results_root / record.id
+        ResultsStore(out).create(plan, {"execution_id": record.id, "user": user})
+        position = len(self.scheduler.active_ids())
+        stored = self.store.append_event(
+            record.id,
+            "queued",
+            draft(
+                "queued",
+                lambda seq, now: Queued(
+                    execution_id=record.id, seq=seq, time=now, position=position
+                ),
+            ).payload,
+        )
+        self.server.publish(stored)
+        self.scheduler.enqueue(_active(record.id, plan, out, msg.options.preview_size))
+        log.info(
+            "execution %s: %s submitted %d wells of %s",
+            record.id,
+            user,
+            len(plan.wells),
+            msg.plate,
+        )
+        return Submitted(
+            rid=msg.rid, execution_id=record.id, wells=list(plan.wells), seq=stored.seq
+        )
+
+    def resume(self, execution_ids: list[str]) -> None:
+        """Queue again the executions a stopped or crashed server left unfinished."""
+        for execution_id in execution_ids:
+            record = self.store.get_execution(execution_id)
+            if record is None:
+                continue
+            try:
+                pipeline = load_pipeline(record.pipeline_code, self.catalogue)
+                plate = self.plates.open(record.plate)
+                wells = [w.well for w in self.store.wells(execution_id)]
+                plan = compile_pipeline(
+                    pipeline,
+                    plate,
+                    wells,
+                    device=self.device,
+                    code=record.pipeline_code,
+                )
+            except (OpenHCSError, PlateError) as exc:
+                log.warning("execution %s cannot resume: %s", execution_id, exc)
+                self.store.set_execution_state(
+                    execution_id, ExecutionTrigger.FAIL, error=str(exc)
+                )
+                continue
+            pending = self.store.pending_wells(execution_id)
+            active = _active(execution_id, plan, self.results_root / execution_id, 0)
+            active.pending = deque(pending)
+            active.done, active.failed = record.done, record.failed
+            active.preview_size = int(record.options.get("preview_size", 256))
+            log.info("execution %s resumes: %d wells left", execution_id, len(pending))
+            self.scheduler.enqueue(active)
+
+    def _preview(self, msg: Preview, identity: bytes) -> None:
+        pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
+        plate = self.plates.open(msg.plate)
+        well = plate.check_well(msg.well)
+        plan = compile_pipeline(
+            pipeline, plate, [well], device=self.device, code=msg.pipeline_code
+        )
+        size = max(16, min(msg.max_size, 4096))
+        task = PreviewTask(plan, well, msg.upto, msg.site, size)
+        started = time.perf_counter()
+
+        def reply(status: str, payload: Any) -> None:
+            if status != "ok":
+                kind, message, trace = payload or ("Cancelled", "preview cancelled", "")
+                error = OpenHCSError(f"preview of {well} failed: {kind}: {message}")
+                error.code = "execution_error"
+                self.server.reply_later(
+                    identity, error_reply(error, msg.rid, traceback=trace)
+                )
+                return
+            result: PreviewResult = payload
+            packer = ArrayPacker()
+            refs = [packer.add(name, image) for name, image in result.images.items()]
+            count = result.summary.get("count", 0)
+            answer = PreviewReply(
+                rid=msg.rid,
+                well=result.well,
+                step_names=list(result.step_names),
+                images=refs,
+                measurements={k: float(v) for k, v in result.summary.items()},
+                objects=int(count),
+                site=result.site,
+                elapsed=time.perf_counter() - started,
+            )
+            self.server.reply_later(identity, answer, packer.buffers)
+
+        self.scheduler.preview(PreviewJob(task, reply))
+
+    def _cancel(self, msg: CancelCmd, user: str) -> CancelReply:
+        record = self._own(msg.execution_id, user)
+        if record.state not in TERMINAL_STATES:
+            stored = self.scheduler.cancel(msg.execution_id)
+            if stored is not None:
+                self.server.publish(stored)
+            self.audit.record(
+                user=user, action="cancel", outcome="ok", execution_id=record.id
+            )
+        state = self._own(msg.execution_id, user).state.value
+        return CancelReply(rid=msg.rid, execution_id=msg.execution_id, state=state)
+
+    def _fetch(self, msg: Fetch, user: str) -> Out:
+        record = self._own(msg.execution_id, user)
+        limit = max(1, min(msg.limit, 1000))
+        stored = self.store.events_since(msg.execution_id, msg.since_seq, limit)
+        last = stored[-1].seq if stored else msg.since_seq
+        complete = record.state in TERMINAL_STATES and last >= record.last_seq
+        swap = None
+        if msg.full_resolution:
+            results = ResultsStore(self.results_root / record.id)
+            swap = lambda event: results.read_field(event.well)  # noqa: E731
+        reply, buffers = fetch_reply(
+            msg.rid,
+            msg.execution_id,
+            stored,
+            record.last_seq,
+            complete,
+            record.state.value,
+            swap,
+        )
+        return reply, buffers
+
+
+def info_of(record: ExecutionRecord) -> ExecutionInfo:
+    """The wire form of an execution record."""
+    return ExecutionInfo(
+        execution_id=record.id,
+        plate=record.plate,
+        state=record.state.value,
+        user=record.user,
+        submitted_at=record.submitted_at,
+        started_at=record.started_at,
+        finished_at=record.finished_at,
+        total=record.total,
+        done=record.done,
+        failed=record.failed,
+        last_seq=record.last_seq,
+        label=str(record.options.get("label", "")),
+        error=record.error,
+    )
+
+
+def _options(msg: Submit) -> dict[str, Any]:
+    opts = msg.options
+    return {
+        "preview_size": opts.preview_size,
+        "priority": opts.priority,
+        "label": opts.label,
+    }
+
+
+def _active(
+    execution_id: str, plan: Any, out: Path, preview_size: int
+) -> ActiveExecution:
+    return ActiveExecution(
+        id=execution_id,
+        plan=plan,
+        out=out,
+        preview_size=preview_size,
+        pending=deque(plan.wells),
+        total=len(plan.wells),
+    )

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import zarr
+
+from openhcs_nb import default_pipeline, open_plate, run_local
+from openhcs_nb.plates.synthetic import load_ground_truth
+
+
+@pytest.fixture(scope="module")
+def two_worker_results(small_plate_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results") / "two"
+    return run_local(default_pipeline(), small_plate_path, workers=2, out=out)
+
+
+def test_when_default_pipeline_runs_then_counts_match_planted_truth(
+    two_worker_results, small_plate_path
+):
+    truth = load_ground_truth(small_plate_path).counts()
+    wells = two_worker_results.wells.set_index("well")
+    assert set(wells.index) == set(truth)
+    for well, planted in truth.items():
+        found = wells.loc[well, "count"]
+        assert abs(found - planted) <= max(1, 0.1 * planted), (well, found, planted)
+
+
+def test_when_run_then_tables_have_expected_columns(two_worker_results):
+    wells = two_worker_results.wells
+    assert list(wells.columns[:5]) == ["well", "row", "column", "status", "count"]
+    assert {"area_mean", "intensity_mean_DAPI", "intensity_mean_GFP"} <= set(wells)
+    assert (wells.status == "done").all()
+    objects = two_worker_results.objects
+    assert {"well", "site", "label", "area", "intensity_mean_DAPI"} <= set(objects)
+    per_well = objects.groupby("well").size()
+    assert (per_well == wells.set_index("well")["count"]).all()
+
+
+def test_when_run_with_one_or_two_workers_then_results_are_identical(
+    two_worker_results, small_plate_path, tmp_path
+):
+    one = run_local(
+        default_pipeline(), small_plate_path, workers=1, out=tmp_path / "one"
+    )
+    inline = run_local(
+        default_pipeline(), small_plate_path, workers=0, out=tmp_path / "in"
+    )
+    pd.testing.assert_frame_equal(one.wells, two_worker_results.wells)
+    pd.testing.assert_frame_equal(inline.wells, two_worker_results.wells)
+    key = ["well", "site", "label"]
+    pd.testing.assert_frame_equal(
+        one.objects.sort_values(key).reset_index(drop=True),
+        two_worker_results.objects.sort_values(key).reset_index(drop=True),
+    )
+
+
+def test_when_run_then_labels_plate_opens_with_ome_zarr_reader(two_worker_results):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    path = two_worker_results.zarr_path
+    nodes = list(Reader(parse_url(str(path)))())
+    assert nodes, "ome-zarr-py found nothing in the results plate"
+    root = zarr.open_group(path, mode="r")
+    labels = np.asarray(root["A/1/0/labels/nuclei/0"])
+    image = np.asarray(root["A/1/0/0"])
+    assert labels.shape == (1, 1, 1, 256, 256)
+    assert image.shape == (1, 2, 1, 256, 256)
+    found = len(np.unique(labels)) - 1
+    site0 = two_worker_results.objects.query("well == 'A01' and site == 0")
+    assert found == len(site0)
+
+
+def test_when_run_then_provenance_records_the_pipeline(two_worker_results):
+    prov = two_worker_results.provenance
+    code = (two_worker_results.path / "pipeline.py").read_text()
+    assert code == default_pipeline().to_code()
+    assert prov["pipeline_name"] == "nuclei"
+    assert len(prov["pipeline_hash"]) == 16
+
+
+def test_when_one_well_is_unreadable_then_it_fails_and_the_rest_finish(
+    small_plate_path, tmp_path
+):
+    broken = tmp_path / "broken.ome.zarr"
+    shutil.copytree(small_plate_path, broken)
+    for meta in ("zarr.json", ".zarray"):
+        target = broken / "B" / "2" / "0" / "0" / meta
+        if target.exists():
+            target.unlink()
+    results = run_local(default_pipeline(), broken, workers=2, out=tmp_path / "out")
+    assert set(results.failed) == {"B02"}
+    wells = results.wells.set_index("well")
+    assert wells.loc["B02", "status"] == "failed"
+    assert isinstance(wells.loc["B02", "error"], str)
+    assert wells.loc["B02", "error"].strip()
+    assert pd.isna(wells.loc["B02", "count"])
+    assert (wells.drop(index="B02").status == "done").all()
+    failures = (results.path / "failures.json").read_text()
+    assert "Traceback" in failures
+
+
+def test_when_wells_subset_given_then_only_those_run(small_plate_path, tmp_path):
+    results = run_local(
+        default_pipeline(), small_plate_path, workers=0, out=tmp_path, wells=["A02"]
+    )
+    assert list(results.wells.well) == ["A02"]
+    assert open_plate(small_plate_path).wells != ("A02",)
+
+
+def test_when_out_omitted_then_a_fresh_directory_is_used(small_plate_path):
+    results = run_local(default_pipeline(), small_plate_path, workers=0, wells=["A01"])
+    assert Path(results.path).is_dir()
+    assert (Path(results.path) / "wells.parquet").exists()
