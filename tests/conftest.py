@@ -31,3 +31,45 @@ def small_plate_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def small_plate(small_plate_path: Path):
     return open_plate(small_plate_path)
+
+
+@pytest.fixture(scope="session")
+def plates_root(small_plate_path: Path) -> Path:
+    """The folder a test server offers plates from; holds ``small.ome.zarr``."""
+    return small_plate_path.parent
+
+
+SMALL_PLATE = "small.ome.zarr"
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path, plates_root: Path):
+    """Build (not start) real server processes; all are killed afterwards."""
+    from server_process import ServerProcess
+
+    made: list[ServerProcess] = []
+
+    def make(name: str = "server", **options) -> ServerProcess:
+        server = ServerProcess(tmp_path / name, plates_root, **options)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def demo_server(tmp_path_factory: pytest.TempPathFactory, plates_root: Path):
+    """One started server shared by a test module (plate ``small.ome.zarr``)."""
+    from server_process import ServerProcess
+
+    server = ServerProcess(tmp_path_factory.mktemp("server"), plates_root).start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def fresh_server(server_factory):
+    """A started server of this test's own."""
+    return server_factory().start()

@@ -116,6 +116,7 @@ class Transport:
         self._next_tick = 0.0
         self._stopping = False
         self._closed = threading.Event()
+        self._wake_lock = threading.Lock()
         self._thread = threading.Thread(
             target=self._run, name=f"openhcs-client-io {address}", daemon=True
         )
@@ -136,13 +137,14 @@ class Transport:
         ConnectionClosed
             The connection is closed.
         """
-        if self._closed.is_set() or self._stopping:
-            raise ConnectionClosed(f"the connection to {self.address} is closed")
-        self._calls.put(fn)
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # a wake-up is already pending, or the pipe just closed
+        with self._wake_lock:
+            if self._closed.is_set():
+                raise ConnectionClosed(f"the connection to {self.address} is closed")
+            self._calls.put(fn)
+            try:
+                os.write(self._wake_w, b"\0")
+            except BlockingIOError:
+                pass  # the pipe is full: a wake-up is pending anyway
 
     def run(self, fn: Callable[[], Any]) -> Future[Any]:
         """``fn()`` on the I/O thread; its value or exception lands in the future."""
@@ -202,8 +204,13 @@ class Transport:
         timeout: float,
         on_reply: OnReply,
         on_error: OnError,
+        *,
+        retried: bool = False,
     ) -> None:
         """Queue ``message`` with a fresh rid; exactly one handler will be called."""
+        if self._closed.is_set():
+            on_error(ConnectionClosed(f"the connection to {self.address} is closed"))
+            return
         message = msgspec.structs.replace(message, rid=next(self._ids))
         try:
             frames = encode(message, buffers)
@@ -213,7 +220,14 @@ class Transport:
         now = time.monotonic()
         self._outbox.append(
             _Request(
-                message, buffers, frames, timeout, now + timeout, on_reply, on_error
+                message,
+                buffers,
+                frames,
+                timeout,
+                now + timeout,
+                on_reply,
+                on_error,
+                retried,
             )
         )
         self._flush()
@@ -402,8 +416,8 @@ class Transport:
                 request.timeout,
                 request.on_reply,
                 request.on_error,
+                retried=True,
             )
-            self._outbox[-1].retried = True
 
         self.send(self.hello, (), request.timeout, resend, request.on_error)
         return True
@@ -435,14 +449,15 @@ class Transport:
 
     def _shutdown(self) -> None:
         self._stopping = True
-        self._closed.set()
+        with self._wake_lock:
+            self._closed.set()
         closed = ConnectionClosed(f"the connection to {self.address} is closed")
         requests = [*self._outbox, *self._pending.values()]
         self._outbox.clear()
         self._pending.clear()
         for request in requests:
             self._fail(request, closed)
-        self._run_calls()  # calls queued while closing still resolve their futures
+        self._run_calls()  # calls queued before closing still resolve their futures
         self._close_sub()
         self._dealer.close(linger=0)
         self._ctx.term()

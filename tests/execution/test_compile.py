@@ -4,7 +4,14 @@ import pickle
 
 import pytest
 
-from openhcs_nb import CompileError, Pipeline, Step, compile_pipeline, default_pipeline
+from openhcs_nb import (
+    CompileError,
+    Pipeline,
+    PipelineError,
+    Step,
+    compile_pipeline,
+    default_pipeline,
+)
 from openhcs_nb.errors import UnknownWellError
 from openhcs_nb.functions import (
     expand_labels,
@@ -89,12 +96,11 @@ def test_when_name_and_index_pick_same_channel_then_error():
 
 
 def test_when_required_parameter_missing_then_error_names_parameter():
-    pipeline = Pipeline(
-        "p", (Step(name="seg", func={0: threshold_manual}, group_by="channel"),)
-    )
-    with pytest.raises(CompileError) as info:
-        compile_pipeline(pipeline, layout_plate())
-    assert info.value.key == "value"
+    # Caught as early as possible: when the step is built.
+    with pytest.raises(PipelineError) as info:
+        Step(name="seg", func={0: threshold_manual}, group_by="channel")
+    assert info.value.field == "value"
+    assert info.value.step == "seg"
 
 
 def test_when_chain_kinds_do_not_connect_then_error_names_both_functions():

@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipeline_strategies import TRICKY_TEXT, pipelines
+from ruff_check import assert_ruff_clean
 
 from openhcs_nb.errors import PipelineError
 from openhcs_nb.pipeline import Catalogue, Function, Pipeline, Step, pipeline_to_code
@@ -89,50 +85,6 @@ def wide(c: Catalogue) -> Pipeline:
             Step(name="p", func=(c["max_project"], {"method": "mean"})),
         ],
     )
-
-
-def ruff_command() -> list[str]:
-    beside = Path(sys.executable).with_name("ruff")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("ruff")
-    if found:
-        return [found]
-    try:
-        import ruff  # noqa: F401
-    except ImportError:
-        pytest.skip("ruff is not installed (it is a dev dependency)")
-    return [sys.executable, "-m", "ruff"]
-
-
-def assert_ruff_clean(tmp_path: Path, codes: list[str]) -> None:
-    for i, code in enumerate(codes):
-        (tmp_path / f"p{i}.py").write_text(code, encoding="utf-8")
-    ruff = ruff_command()
-    common = ["--isolated", "--no-cache", "--line-length", "88"]
-    fmt = subprocess.run(
-        [*ruff, "format", "--check", "--diff", *common, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert fmt.returncode == 0, fmt.stdout + fmt.stderr
-    lint = subprocess.run(
-        [
-            *ruff,
-            "check",
-            *common,
-            "--select",
-            "E,F,W,I",
-            "--ignore",
-            "E501",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_when_nuclei_pipeline_then_code_matches_expected_text(catalogue):
@@ -240,6 +192,10 @@ def test_when_fixed_pipelines_are_generated_then_ruff_format_leaves_them_unchang
             {"k" * width: g, "核" * (width // 2): [g, g]}, name="s", group_by="channel"
         )
         codes.append(Pipeline("p", [step]).to_code())
+        m = catalogue["measure_objects"]
+        long_value = (m, {"prefix": "v" * width, "intensity": False})
+        step = Step([long_value, (g, {"sigma": 3.0})], name="s" * (width % 60 + 1))
+        codes.append(Pipeline("p" * width, [step]).to_code())
     assert_ruff_clean(tmp_path, codes)
 
 

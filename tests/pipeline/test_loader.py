@@ -9,6 +9,7 @@ from hostile_corpus import CORPUS, HEAD, Hostile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pipeline_strategies import pipelines
+from ruff_check import assert_ruff_clean
 
 import openhcs_nb.pipeline as pipeline_pkg
 from openhcs_nb.errors import PipelineCodeError
@@ -225,7 +226,7 @@ def test_when_step_arguments_are_arbitrary_literals_then_only_code_errors_escape
         assert isinstance(result, Pipeline)
 
 
-def test_when_builtin_catalogue_exists_then_its_pipelines_round_trip():
+def test_when_builtin_catalogue_exists_then_its_pipelines_round_trip(tmp_path):
     functions = pytest.importorskip(
         "openhcs_nb.functions", reason="openhcs_nb.functions is not written yet"
     )
@@ -246,3 +247,17 @@ def test_when_builtin_catalogue_exists_then_its_pipelines_round_trip():
     code = p.to_code()
     assert load_pipeline(code) == p
     assert load_pipeline(code).to_code() == code
+    # The code is plain Python too: run (trusted, generated) it for the same value.
+    namespace: dict[str, object] = {}
+    exec(compile(code, "<generated pipeline>", "exec"), namespace)
+    assert namespace["pipeline"] == p
+    assert_ruff_clean(tmp_path, [code])
+
+
+def test_when_default_pipeline_is_written_then_it_loads_back_equal():
+    defaults = pytest.importorskip(
+        "openhcs_nb.defaults", reason="openhcs_nb.defaults is not written yet"
+    )
+    for channel in (0, "DAPI"):
+        p = defaults.default_pipeline(channel)
+        assert load_pipeline(p.to_code()) == p
