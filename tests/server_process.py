@@ -30,6 +30,7 @@ class ServerProcess:
         max_concurrent: int = 2,
         demo: bool = False,
         extra: str = "",
+        env: dict[str, str] | None = None,
     ):
         self.base = base
         self.plates_root = plates_root
@@ -38,6 +39,7 @@ class ServerProcess:
         self.max_concurrent = max_concurrent
         self.demo = demo
         self.extra = extra
+        self.env = env or {}
         self.address = "tcp://127.0.0.1:0"
         self.event_address = "tcp://127.0.0.1:0"
         self.process: subprocess.Popen[bytes] | None = None
@@ -73,7 +75,7 @@ max_queued_per_user = 50
         self.base.mkdir(parents=True, exist_ok=True)
         ready = self.base / "ready.json"
         ready.unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [

@@ -51,9 +51,9 @@ def read_public_key(source: str | Path) -> bytes:
     ClientKeyError
         ``source`` is neither a Z85 key nor a readable file holding one.
     """
-    if isinstance(source, str) and _Z85_KEY.fullmatch(source.strip()):
-        if not Path(source).is_file():
-            return source.strip().encode("ascii")
+    is_key = isinstance(source, str) and _Z85_KEY.fullmatch(source.strip())
+    if is_key and not Path(source).is_file():
+        return str(source).strip().encode("ascii")
     path = Path(source)
     if not path.is_file():
         raise ClientKeyError(

@@ -23,6 +23,7 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -141,10 +142,9 @@ class Transport:
             if self._closed.is_set():
                 raise ConnectionClosed(f"the connection to {self.address} is closed")
             self._calls.put(fn)
-            try:
+            # A full pipe means a wake-up is pending anyway.
+            with contextlib.suppress(BlockingIOError):
                 os.write(self._wake_w, b"\0")
-            except BlockingIOError:
-                pass  # the pipe is full: a wake-up is pending anyway
 
     def run(self, fn: Callable[[], Any]) -> Future[Any]:
         """``fn()`` on the I/O thread; its value or exception lands in the future."""
@@ -153,7 +153,7 @@ class Transport:
         def call() -> None:
             try:
                 future.set_result(fn())
-            except Exception as exc:  # noqa: BLE001 - handed to the caller
+            except Exception as exc:
                 future.set_exception(exc)
 
         self.call_soon(call)
@@ -177,7 +177,7 @@ class Transport:
         def on_reply(reply: Any, bufs: list[memoryview]) -> None:
             try:
                 future.set_result(then(reply, bufs) if then else (reply, bufs))
-            except Exception as exc:  # noqa: BLE001 - handed to the caller
+            except Exception as exc:
                 future.set_exception(exc)
 
         self.call_soon(
@@ -189,10 +189,8 @@ class Transport:
         """Stop the I/O thread; pending requests fail with ``ConnectionClosed``."""
         if self._closed.is_set():
             return
-        try:
+        with contextlib.suppress(ConnectionClosed):
             self.call_soon(self._stop)
-        except ConnectionClosed:
-            pass
         self._thread.join(timeout=5.0)
 
     # --- I/O thread only -----------------------------------------------------

@@ -21,6 +21,16 @@ from openhcs_nb.protocol import (
     unpack_array,
 )
 
+#: Server state names that the client reports under the protocol's name.
+_STATE_NAMES = {"finished": "done"}
+#: States after which an execution changes no more.
+FINAL_STATES = frozenset({"done", "failed", "cancelled"})
+
+
+def state_name(state: str) -> str:
+    """The protocol's name of an execution state (``finished`` -> ``done``)."""
+    return _STATE_NAMES.get(state, state)
+
 
 @dataclass(frozen=True)
 class WellEvent:

@@ -238,17 +238,19 @@ def _write_level(group: Any, data: np.ndarray) -> None:
     )
 
 
-def _describe(group: Any, **metadata: Any) -> None:
+def _describe(group: Any, name: str | None = None, omero: dict | None = None) -> None:
     from ome_zarr.format import FormatV04
     from ome_zarr.writer import write_multiscales_metadata
 
     scale = [{"type": "scale", "scale": [1.0] * 5}]
+    extra: dict[str, Any] = {"metadata": {"omero": omero}} if omero else {}
     write_multiscales_metadata(
         group,
         [{"path": "0", "coordinateTransformations": scale}],
         fmt=FormatV04(),
         axes="tczyx",
-        **metadata,
+        name=name,
+        **extra,
     )
 
 

@@ -279,6 +279,9 @@ class Scheduler:
     def _record(
         self, active: ActiveExecution, well: str, status: str, payload: Any
     ) -> None:
+        if status == "cancelled" and self._stopping and not active.cancelled:
+            # Interrupted by shutdown: left RUNNING so start-up recovery re-runs it.
+            return
         if status == "cancelled":
             self.store.record_well_cancelled(active.id, well)
             return

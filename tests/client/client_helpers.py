@@ -1,0 +1,18 @@
+"""Shared bits of the client tests: the test plate's name, a slow pipeline."""
+
+from __future__ import annotations
+
+from openhcs_nb import Pipeline, Step, default_pipeline
+from openhcs_nb.functions import gaussian_blur
+
+SMALL = "small.ome.zarr"
+
+
+def slow_pipeline(blurs: int = 20) -> Pipeline:
+    """The default pipeline behind a chain of blurs, so wells take a while."""
+    blur = Step(
+        name="slow",
+        func={1: [(gaussian_blur, {"sigma": 6.0})] * blurs},
+        group_by="channel",
+    )
+    return Pipeline("slow", (blur, *default_pipeline().steps))
