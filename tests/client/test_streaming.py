@@ -1,0 +1,144 @@
+"""Executions on a real server: results, callbacks, iteration, attach, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pandas as pd
+from client_helpers import SMALL, slow_pipeline
+
+from openhcs_nb import default_pipeline, run_local
+from openhcs_nb.client import Execution, WellEvent, connect
+
+WELLS = ["A01", "A02", "A03", "B01", "B02", "B03"]
+
+
+def callbacks_drained(execution: Execution) -> None:
+    """Return once every callback queued so far has run (they run in FIFO order)."""
+    ran = threading.Event()
+    execution.add_done_callback(lambda _: ran.set())
+    assert ran.wait(30)
+
+
+def test_when_run_remotely_then_the_table_equals_run_local(conn, small_plate_path):
+    execution = conn.submit(default_pipeline(), SMALL, label="same as local")
+    remote = execution.result(timeout=120)
+    local = run_local(default_pipeline(), small_plate_path, workers=0).wells
+    assert list(remote.columns) == list(local.columns)
+    pd.testing.assert_frame_equal(remote, local)
+    assert execution.state == "done"
+    assert execution.progress == (6, 0, 6)
+    assert execution.failed_wells == {}
+
+
+def test_when_watching_then_each_well_reaches_callbacks_once_and_late_ones_replay(
+    conn,
+):
+    execution = conn.submit(default_pipeline(), SMALL)
+    early: list[WellEvent] = []
+    execution.on_well(early.append)
+    execution.result(timeout=120)
+    late: list[WellEvent] = []
+    execution.on_well(late.append)
+    callbacks_drained(execution)
+    assert sorted(w.well for w in early) == WELLS
+    assert [w.seq for w in early] == sorted(w.seq for w in early)
+    assert [w.well for w in late] == [w.well for w in early]
+    assert all(w.status == "done" and w.summary["count"] > 0 for w in early)
+    assert all(any(k.startswith("labels/") for k in w.previews) for w in early)
+    assert set(execution.previews("A01")) == set(early[0].previews)
+
+
+def test_when_iterating_then_every_well_is_yielded_until_the_end(conn):
+    execution = conn.submit(default_pipeline(), SMALL)
+    assert sorted(event.well for event in execution) == WELLS
+    assert execution.done()
+    # A second loop after the end replays the wells already seen.
+    assert len(list(execution)) == 6
+
+
+def test_when_async_iterating_then_the_event_loop_keeps_running(conn):
+    execution = conn.submit(slow_pipeline(10), SMALL)
+
+    async def watch() -> tuple[list[str], int]:
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        task = asyncio.create_task(ticker())
+        wells = []
+        ticks_at_first = None
+        async for event in execution:
+            if ticks_at_first is None:
+                ticks_at_first = ticks
+            wells.append(event.well)
+        stop.set()
+        await task
+        return wells, ticks_at_first or 0
+
+    wells, ticks_before_first_well = asyncio.run(watch())
+    assert sorted(wells) == WELLS
+    # The ticker ran while the loop waited for the first well: nothing blocked.
+    assert ticks_before_first_well > 0
+
+
+def test_when_attached_from_a_new_connection_mid_run_then_it_gets_every_well(
+    demo_server, conn
+):
+    execution = conn.submit(slow_pipeline(), SMALL)
+    next(iter(execution))  # the run is under way
+    with connect(demo_server.address) as restarted_kernel:
+        again = restarted_kernel.attach(execution.id)
+        assert again.plate == SMALL
+        seen: list[WellEvent] = []
+        again.on_well(seen.append)
+        table = again.result(timeout=120)
+        callbacks_drained(again)
+    assert sorted(table["well"]) == WELLS
+    assert sorted(w.well for w in seen) == WELLS
+    execution.wait(120)
+
+
+def test_when_attached_after_the_end_then_everything_is_still_there(demo_server, conn):
+    first = conn.submit(default_pipeline(), SMALL).result(timeout=120)
+    execution_id = conn.executions()[0].execution_id
+    with connect(demo_server.address) as late:
+        again = late.attach(execution_id)
+        assert again.wait(60)
+        assert again.state == "done"
+        pd.testing.assert_frame_equal(again.result(), first)
+        assert again.previews("B03")
+
+
+def test_when_attached_twice_then_the_same_handle_is_returned(conn):
+    execution = conn.submit(default_pipeline(), SMALL)
+    assert conn.attach(execution.id) is execution
+    execution.wait(120)
+
+
+def test_when_cancelled_mid_run_then_state_is_cancelled_and_table_is_partial(conn):
+    execution = conn.submit(slow_pipeline(60), SMALL)
+    next(iter(execution))
+    assert execution.cancel()
+    assert execution.wait(60)
+    assert execution.state == "cancelled"
+    table = execution.result()
+    assert 1 <= len(table) < 6
+    assert conn.status(execution.id).state == "cancelled"
+
+
+def test_when_executions_are_listed_then_html_shows_them(conn):
+    execution = conn.submit(default_pipeline(), SMALL, label="listed")
+    execution.wait(120)
+    html = conn._repr_html_()
+    assert execution.id in html
+    assert "workers" in html
+    assert execution.id in execution._repr_html_()
+    assert "6 done" in execution._repr_html_()
+    assert execution.id in repr(execution)
