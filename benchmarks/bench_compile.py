@@ -26,8 +26,16 @@ def layout_384() -> Plate:
     rows = tuple(row_letters(i) for i in range(16))
     wells = tuple(well_name(r, c) for r in rows for c in range(1, 25))
     layout = PlateLayout(
-        "bench", rows, tuple(range(1, 25)), wells, 9, ("DAPI", "GFP", "RFP", "Cy5"),
-        1, 1, "uint16", (2048, 2048),
+        "bench",
+        rows,
+        tuple(range(1, 25)),
+        wells,
+        9,
+        ("DAPI", "GFP", "RFP", "Cy5"),
+        1,
+        1,
+        "uint16",
+        (2048, 2048),
     )
     return LayoutPlate("bench", layout)
 
@@ -48,8 +56,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "p384.ome.zarr"
         spec = SyntheticPlateSpec(
-            rows=16, columns=24, fields=1, channels=("DAPI", "GFP"), shape=(16, 16),
-            min_nuclei=0, max_nuclei=0,
+            rows=16,
+            columns=24,
+            fields=1,
+            channels=("DAPI", "GFP"),
+            shape=(16, 16),
+            min_nuclei=0,
+            max_nuclei=0,
         )
         generate_plate(spec, path)
         open_s = timed(lambda: open_plate(path), repeats=3)

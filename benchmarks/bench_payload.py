@@ -18,15 +18,21 @@ from openhcs_nb.functions import gaussian_blur, percentile_normalize, project_z
 def bigger_pipeline() -> Pipeline:
     base = default_pipeline()
     extra = (
-        Step(name="mip", func=(project_z, {"method": "max"}), variable_components=["z"]),
+        Step(
+            name="mip", func=(project_z, {"method": "max"}), variable_components=["z"]
+        ),
         Step(name="norm", func=(percentile_normalize, {"low": 0.5, "high": 99.5})),
-        Step(name="smooth", func={1: (gaussian_blur, {"sigma": 3.0})}, group_by="channel"),
+        Step(
+            name="smooth", func={1: (gaussian_blur, {"sigma": 3.0})}, group_by="channel"
+        ),
     )
     return Pipeline("bigger", (*extra, *base.steps))
 
 
 def main() -> None:
-    print(f"{'pipeline':<10}{'code B':>9}{'dill B':>9}{'ratio':>8}{'dill-rec B':>12}{'ratio':>8}")
+    print(
+        f"{'pipeline':<10}{'code B':>9}{'dill B':>9}{'ratio':>8}{'dill-rec B':>12}{'ratio':>8}"
+    )
     for pipeline in (default_pipeline(), bigger_pipeline()):
         code = len(pipeline.to_code().encode())
         plain = len(dill.dumps(pipeline))

@@ -96,7 +96,8 @@ class RequestBook:
         try:
             frames = encode(message, buffers)
         except ProtocolError as exc:
-            guard(lambda: on_error(RemoteProtocolError(str(exc), code=exc.code)))
+            error = RemoteProtocolError(str(exc), code=exc.code)
+            guard(lambda: on_error(error))
             return
         deadline = time.monotonic() + timeout
         self._outbox.append(

@@ -13,6 +13,7 @@ decides what to deliver and when to fetch; this module does the sending:
   fetch that times out is simply retried that way once the server is back.
 - An execution that the server ends without a ``Finished`` event (its reply
   says ``complete``) is finished from its ``Status`` record.
+- A reply too large for one message halves that execution's fetch limit.
 - Once finished, the topic is unsubscribed and the execution forgotten here.
 
 Everything in this module runs on the I/O thread.
@@ -50,6 +51,7 @@ _TRANSIENT = (ServerUnavailable, RemoteBusy, RemoteInternalError, RemoteSessionI
 class _Stream:
     follower: Follower
     execution: Execution
+    limit: int
     last_news: float = field(default_factory=time.monotonic)
     ending: bool = False
 
@@ -58,7 +60,7 @@ class StreamHub:
     """Follows executions for one connection; bind a transport before use."""
 
     def __init__(
-        self, *, fetch_limit: int = 256, quiet_after: float = 1.0, timeout: float = 10.0
+        self, *, fetch_limit: int = 64, quiet_after: float = 1.0, timeout: float = 10.0
     ) -> None:
         self._transport: Transport | None = None
         self._streams: dict[str, _Stream] = {}
@@ -81,7 +83,7 @@ class StreamHub:
         if execution.id in self._streams or execution.done():
             return
         self._transport.subscribe(event_topic(execution.id))
-        stream = _Stream(Follower(execution.id), execution)
+        stream = _Stream(Follower(execution.id), execution, self._limit)
         self._streams[execution.id] = stream
         self._pump(stream)
 
@@ -103,6 +105,12 @@ class StreamHub:
                 stream.follower.request_fetch()
                 self._pump(stream)
 
+    def on_link(self, link: str, up: bool) -> None:
+        """A socket's link came up again: backfill what it may have missed."""
+        if up:
+            log.debug("%s link up: backfilling %d executions", link, len(self._streams))
+            self.resync()
+
     def resync(self) -> None:
         """Fetch for every followed execution now (after a lost SUB link)."""
         for stream in list(self._streams.values()):
@@ -118,7 +126,7 @@ class StreamHub:
             rid=0,
             execution_id=stream.follower.execution_id,
             since_seq=since,
-            limit=self._limit,
+            limit=stream.limit,
         )
         self._transport.send(
             fetch,
@@ -146,6 +154,12 @@ class StreamHub:
     def _fetch_failed(self, stream: _Stream, error: BaseException) -> None:
         stream.follower.on_fetch_failed()
         stream.last_news = time.monotonic()
+        if getattr(error, "code", None) == "too_large" and stream.limit > 1:
+            # Too many previews for one message: ask for fewer events at a time.
+            stream.limit //= 2
+            stream.follower.request_fetch()
+            self._pump(stream)
+            return
         if isinstance(error, _TRANSIENT):  # ConnectionClosed included
             log.debug("fetch for %s failed, will retry: %s", stream.execution.id, error)
             return

@@ -1,24 +1,19 @@
 """The client's I/O thread: the only code that touches its ZeroMQ sockets.
 
-ZeroMQ sockets are not thread-safe, so one thread owns the DEALER (commands)
-and the SUB (events). Other threads never touch them; they hand the thread a
-function through a queue and write one byte into a pipe that the thread polls
-next to its sockets (:meth:`Transport.call_soon`).
+ZeroMQ sockets are not thread-safe, so one thread owns the DEALER (commands),
+the SUB (events) and their monitor sockets. Other threads never touch them;
+they hand the thread a function through a queue and write one byte into a
+pipe that the thread polls next to its sockets (:meth:`Transport.call_soon`).
 
 Rules:
 
-- Requests are matched to replies by ``rid``, which this thread assigns.
-- The DEALER uses ``ZMQ_IMMEDIATE``: a request is queued here until a
-  connection (and its CurveZMQ handshake) is up. One never sent by its
-  deadline fails with :class:`ServerUnavailable`; one sent but unanswered
-  fails with :class:`RemoteTimeout`. So a request is never delivered long
-  after its caller gave up, and a server restart does not replay old ones.
+- Requests and their replies are bookkept by ``_requests.RequestBook``.
 - ZeroMQ reconnects both sockets by itself, and the SUB re-sends its
-  subscriptions. Events lost meanwhile are backfilled by the stream layer.
-- Handlers (``on_reply``, ``on_error``, ``on_event``, ``on_tick``) run on this
-  thread and must be quick; user code runs elsewhere (``_dispatch``).
-- ``session_invalid`` is answered once per request by saying Hello again and
-  re-sending the request (the server may have restarted and forgotten us).
+  subscriptions. The monitor sockets tell this thread when a link drops (the
+  requests sent on it fail at once) and when one is up again (``on_link``,
+  so the stream layer backfills what was published meanwhile).
+- Handlers (``on_event``, ``on_tick``, ``on_link``, request handlers) run on
+  this thread and must be quick; user code runs elsewhere (``_dispatch``).
 """
 
 from __future__ import annotations
@@ -31,52 +26,23 @@ import os
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from openhcs_nb.client._keys import CurveKeys
-from openhcs_nb.client.errors import (
-    ConnectionClosed,
-    RemoteProtocolError,
-    RemoteTimeout,
-    ServerUnavailable,
-    remote_error,
-)
-from openhcs_nb.protocol import (
-    ErrorReply,
-    Event,
-    Hello,
-    ProtocolError,
-    decode_event_frames,
-    decode_server,
-    encode,
-)
+from openhcs_nb.client._requests import OnError, OnReply, RequestBook, guard
+from openhcs_nb.client.errors import ConnectionClosed
+from openhcs_nb.protocol import Event, ProtocolError, decode_event_frames
 
 log = logging.getLogger("openhcs_nb.client")
 
-OnReply = Callable[[Any, list[memoryview]], None]
-OnError = Callable[[BaseException], None]
-
 _RECV_BATCH = 256
 _TICK = 0.25
-
-
-@dataclass
-class _Request:
-    message: Any
-    buffers: Sequence[Any]
-    frames: list[Any]
-    timeout: float
-    deadline: float
-    on_reply: OnReply
-    on_error: OnError
-    retried: bool = False
+_LINK_EVENTS = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
 
 
 class Transport:
@@ -89,31 +55,30 @@ class Transport:
         *,
         on_event: Callable[[Event, list[memoryview]], None],
         on_tick: Callable[[float], None],
+        on_link: Callable[[str, bool], None],
     ) -> None:
         self.address = address
-        self.hello: Hello | None = None
-        self.last_heard = 0.0
+        self.event_address: str | None = None
+        self.requests = RequestBook(address)
         self._keys = keys
         self._on_event = on_event
         self._on_tick = on_tick
+        self._on_link = on_link
         self._ctx = zmq.Context()
-        self._dealer = self._socket(zmq.DEALER)
+        self._poller = zmq.Poller()
+        self._monitors: dict[zmq.Socket, tuple[zmq.Socket, str]] = {}
+        self._dealer = self._socket(zmq.DEALER, "commands")
         self._dealer.immediate = True
         self._dealer.connect(address)
         self._sub: zmq.Socket | None = None
-        self.event_address: str | None = None
         self._topics: set[bytes] = set()
         self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._poller = zmq.Poller()
         self._poller.register(self._wake_r, zmq.POLLIN)
-        self._poller.register(self._dealer, zmq.POLLIN)
-        self._pending: dict[int, _Request] = {}
-        self._outbox: deque[_Request] = deque()
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
-        self._ids = itertools.count(1)
+        self._timer_ids = itertools.count()
         self._next_tick = 0.0
         self._stopping = False
         self._closed = threading.Event()
@@ -124,11 +89,6 @@ class Transport:
         self._thread.start()
 
     # --- any thread ----------------------------------------------------------
-
-    @property
-    def closed(self) -> bool:
-        """Whether the I/O thread has stopped (closed, or crashed)."""
-        return self._closed.is_set()
 
     def call_soon(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the I/O thread soon.
@@ -187,11 +147,10 @@ class Transport:
 
     def close(self) -> None:
         """Stop the I/O thread; pending requests fail with ``ConnectionClosed``."""
-        if self._closed.is_set():
-            return
         with contextlib.suppress(ConnectionClosed):
             self.call_soon(self._stop)
-        self._thread.join(timeout=5.0)
+        if threading.get_ident() != self._thread.ident:
+            self._thread.join(timeout=5.0)
 
     # --- I/O thread only -----------------------------------------------------
 
@@ -202,47 +161,27 @@ class Transport:
         timeout: float,
         on_reply: OnReply,
         on_error: OnError,
-        *,
-        retried: bool = False,
     ) -> None:
-        """Queue ``message`` with a fresh rid; exactly one handler will be called."""
+        """Queue ``message``; exactly one of the handlers will be called."""
         if self._closed.is_set():
             on_error(ConnectionClosed(f"the connection to {self.address} is closed"))
             return
-        message = msgspec.structs.replace(message, rid=next(self._ids))
-        try:
-            frames = encode(message, buffers)
-        except ProtocolError as exc:
-            on_error(RemoteProtocolError(str(exc), code=exc.code))
-            return
-        now = time.monotonic()
-        self._outbox.append(
-            _Request(
-                message,
-                buffers,
-                frames,
-                timeout,
-                now + timeout,
-                on_reply,
-                on_error,
-                retried,
-            )
-        )
-        self._flush()
+        self.requests.add(message, buffers, timeout, on_reply, on_error)
+        self.requests.flush(self._send_frames)
 
     def after(self, delay: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` on this thread once ``delay`` seconds have passed."""
-        heapq.heappush(self._timers, (time.monotonic() + delay, next(self._ids), fn))
+        when = time.monotonic() + delay
+        heapq.heappush(self._timers, (when, next(self._timer_ids), fn))
 
     def connect_events(self, address: str) -> None:
         """Open the SUB socket on ``address`` (again, if it was open)."""
         self.event_address = address
         self._close_sub()
-        self._sub = self._socket(zmq.SUB)
+        self._sub = self._socket(zmq.SUB, "events")
         for topic in self._topics:
             self._sub.subscribe(topic)
         self._sub.connect(address)
-        self._poller.register(self._sub, zmq.POLLIN)
 
     def subscribe(self, topic: bytes) -> None:
         """Receive events whose topic starts with ``topic``."""
@@ -265,9 +204,9 @@ class Transport:
         if address is not None:
             self.after(reopen_after, lambda: self.connect_events(address))
 
-    # --- internals -----------------------------------------------------------
+    # --- sockets -------------------------------------------------------------
 
-    def _socket(self, kind: int) -> zmq.Socket:
+    def _socket(self, kind: int, link: str) -> zmq.Socket:
         sock = self._ctx.socket(kind)
         sock.linger = 0
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
@@ -278,13 +217,35 @@ class Transport:
             sock.curve_serverkey = self._keys.server_public
             sock.curve_publickey = self._keys.client_public
             sock.curve_secretkey = self._keys.client_secret
+        monitor = sock.get_monitor_socket(_LINK_EVENTS)
+        self._monitors[monitor] = (sock, link)
+        self._poller.register(sock, zmq.POLLIN)
+        self._poller.register(monitor, zmq.POLLIN)
         return sock
+
+    def _close_socket(self, sock: zmq.Socket) -> None:
+        for monitor, (owner, _) in list(self._monitors.items()):
+            if owner is sock:
+                sock.disable_monitor()
+                self._poller.unregister(monitor)
+                monitor.close(linger=0)
+                del self._monitors[monitor]
+        self._poller.unregister(sock)
+        sock.close(linger=0)
 
     def _close_sub(self) -> None:
         if self._sub is not None:
-            self._poller.unregister(self._sub)
-            self._sub.close(linger=0)
+            self._close_socket(self._sub)
             self._sub = None
+
+    def _send_frames(self, frames: list[Any]) -> bool:
+        try:
+            self._dealer.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            return False
+        return True
+
+    # --- the loop --------------------------------------------------------------
 
     def _stop(self) -> None:
         self._stopping = True
@@ -299,32 +260,35 @@ class Transport:
             self._shutdown()
 
     def _loop_once(self) -> None:
-        want_out = zmq.POLLOUT if self._outbox else 0
+        want_out = zmq.POLLOUT if self.requests.waiting_to_send else 0
         self._poller.modify(self._dealer, zmq.POLLIN | want_out)
         ready = dict(self._poller.poll(self._poll_ms()))
         if self._wake_r in ready:
             _drain(self._wake_r)
         self._run_calls()
         if ready.get(self._dealer, 0) & zmq.POLLIN:
-            self._recv_replies()
+            self._recv(self._dealer, self.requests.on_frames)
         if self._sub is not None and ready.get(self._sub, 0) & zmq.POLLIN:
-            self._recv_events()
-        self._flush()
+            self._recv(self._sub, self._event_frames)
+        for monitor in [m for m in self._monitors if m in ready]:
+            self._link_changes(monitor)
+        self.requests.flush(self._send_frames)
         now = time.monotonic()
-        self._run_timers(now)
-        self._expire(now)
+        while self._timers and self._timers[0][0] <= now:
+            guard(heapq.heappop(self._timers)[2])
+        self.requests.expire(now)
         if now >= self._next_tick:
             self._next_tick = now + _TICK
-            self._guard(lambda: self._on_tick(now))
+            guard(lambda: self._on_tick(now))
 
     def _poll_ms(self) -> int:
-        now = time.monotonic()
         wake = [self._next_tick]
-        wake += [r.deadline for r in self._pending.values()]
-        wake += [r.deadline for r in self._outbox]
+        deadline = self.requests.next_deadline()
+        if deadline is not None:
+            wake.append(deadline)
         if self._timers:
             wake.append(self._timers[0][0])
-        return max(0, int((min(wake) - now) * 1000) + 1)
+        return max(0, int((min(wake) - time.monotonic()) * 1000) + 1)
 
     def _run_calls(self) -> None:
         while True:
@@ -332,132 +296,46 @@ class Transport:
                 fn = self._calls.get_nowait()
             except queue.Empty:
                 return
-            self._guard(fn)
+            guard(fn)
 
-    def _run_timers(self, now: float) -> None:
-        while self._timers and self._timers[0][0] <= now:
-            _, _, fn = heapq.heappop(self._timers)
-            self._guard(fn)
-
-    def _flush(self) -> None:
-        while self._outbox:
-            request = self._outbox[0]
-            try:
-                self._dealer.send_multipart(request.frames, zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            self._outbox.popleft()
-            self._pending[request.message.rid] = request
-
-    def _expire(self, now: float) -> None:
-        while self._outbox and self._outbox[0].deadline <= now:
-            request = self._outbox.popleft()
-            self._fail(request, ServerUnavailable(self._unreachable(request)))
-        for rid in [r for r, q in self._pending.items() if q.deadline <= now]:
-            request = self._pending.pop(rid)
-            what = type(request.message).__name__
-            self._fail(
-                request,
-                RemoteTimeout(
-                    f"no reply from the openhcs server at {self.address} to "
-                    f"{what} within {request.timeout:g} s (is it still running?)"
-                ),
-            )
-
-    def _unreachable(self, request: _Request) -> str:
-        return (
-            f"no openhcs server answered at {self.address} within "
-            f"{request.timeout:g} s: is it running? is the key right?"
-        )
-
-    def _recv_replies(self) -> None:
+    def _recv(self, sock: zmq.Socket, handle: Callable[[list[Any]], None]) -> None:
         for _ in range(_RECV_BATCH):
             try:
-                frames = self._dealer.recv_multipart(zmq.NOBLOCK, copy=False)
+                frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self.last_heard = time.monotonic()
-            try:
-                reply, buffers = decode_server(frames)
-            except ProtocolError as exc:
-                log.warning("unreadable reply from %s: %s", self.address, exc)
-                request = self._pending.pop(exc.rid, None) if exc.rid else None
-                if request is not None:
-                    self._fail(request, RemoteProtocolError(str(exc), code=exc.code))
-                continue
-            self._on_reply(reply, buffers)
+            guard(lambda f=frames: handle(f))
 
-    def _on_reply(self, reply: Any, buffers: list[memoryview]) -> None:
-        request = self._pending.pop(reply.rid, None) if reply.rid is not None else None
-        if request is None:
-            log.debug("reply %s to an unknown or expired request", reply.rid)
-            return
-        if not isinstance(reply, ErrorReply):
-            self._guard(lambda: request.on_reply(reply, buffers))
-            return
-        if reply.code == "session_invalid" and self._may_rehello(request):
-            return
-        error = remote_error(
-            reply.code, reply.message, reply.remote_traceback, reply.details
-        )
-        self._fail(request, error)
-
-    def _may_rehello(self, request: _Request) -> bool:
-        """Say Hello again, then re-send ``request`` once (server restarted?)."""
-        if request.retried or self.hello is None or isinstance(request.message, Hello):
-            return False
-
-        def resend(_reply: Any, _buffers: list[memoryview]) -> None:
-            self.send(
-                request.message,
-                request.buffers,
-                request.timeout,
-                request.on_reply,
-                request.on_error,
-                retried=True,
-            )
-
-        self.send(self.hello, (), request.timeout, resend, request.on_error)
-        return True
-
-    def _recv_events(self) -> None:
-        assert self._sub is not None
-        for _ in range(_RECV_BATCH):
-            try:
-                frames = self._sub.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
-                return
-            self.last_heard = time.monotonic()
-            try:
-                event, buffers = decode_event_frames(frames)
-            except ProtocolError as exc:
-                log.warning("unreadable event from %s: %s", self.event_address, exc)
-                continue
-            self._guard(lambda e=event, b=buffers: self._on_event(e, b))
-
-    def _fail(self, request: _Request, error: BaseException) -> None:
-        self._guard(lambda: request.on_error(error))
-
-    @staticmethod
-    def _guard(fn: Callable[[], None]) -> None:
+    def _event_frames(self, frames: list[Any]) -> None:
         try:
-            fn()
-        except Exception:
-            log.exception("error in an openhcs client handler")
+            event, buffers = decode_event_frames(frames)
+        except ProtocolError as exc:
+            log.warning("unreadable event from %s: %s", self.event_address, exc)
+            return
+        self._on_event(event, buffers)
+
+    def _link_changes(self, monitor: zmq.Socket) -> None:
+        sock, link = self._monitors[monitor]
+        for _ in range(_RECV_BATCH):
+            try:
+                change = recv_monitor_message(monitor, zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            up = change["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
+            if not up and sock is self._dealer:
+                self.requests.connection_lost()
+            log.debug("%s link to %s is %s", link, self.address, "up" if up else "down")
+            guard(lambda link=link, up=up: self._on_link(link, up))
 
     def _shutdown(self) -> None:
         self._stopping = True
         with self._wake_lock:
             self._closed.set()
         closed = ConnectionClosed(f"the connection to {self.address} is closed")
-        requests = [*self._outbox, *self._pending.values()]
-        self._outbox.clear()
-        self._pending.clear()
-        for request in requests:
-            self._fail(request, closed)
+        self.requests.fail_all(closed)
         self._run_calls()  # calls queued before closing still resolve their futures
         self._close_sub()
-        self._dealer.close(linger=0)
+        self._close_socket(self._dealer)
         self._ctx.term()
         os.close(self._wake_r)
         os.close(self._wake_w)

@@ -24,25 +24,30 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
+from openhcs_nb.client._commands import (
+    PipelineLike,
+    check_hello,
+    client_name,
+    code_of,
+    images_of_event,
+    pub_address,
+)
 from openhcs_nb.client._dispatch import CallbackThread
 from openhcs_nb.client._html import connection_html
 from openhcs_nb.client._keys import CurveKeys, curve_keys
 from openhcs_nb.client._streams import StreamHub
 from openhcs_nb.client._transport import Transport
-from openhcs_nb.client._wells import PreviewResult, copy_arrays, preview_result
+from openhcs_nb.client._wells import PreviewResult, preview_result
 from openhcs_nb.client.errors import (
     ConnectionClosed,
-    RemoteError,
-    RemoteProtocolError,
     RemoteTimeout,
     ServerUnavailable,
 )
 from openhcs_nb.client.execution import Execution
 from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.protocol import (
-    PROTOCOL_VERSION,
     Cancel,
     ExecutionInfo,
     Fetch,
@@ -57,37 +62,16 @@ from openhcs_nb.protocol import (
     Status,
     Submit,
     SubmitOptions,
-    WellDone,
 )
 
 log = logging.getLogger("openhcs_nb.client")
 
 #: Seconds a preview may take by default: it runs a pipeline on the server.
 PREVIEW_TIMEOUT = 60.0
+#: Seconds a backfill fetch may take before it is sent again.
+FETCH_TIMEOUT = 5.0
 #: Seconds the HTML repr waits for the executions list before saying so.
 REPR_TIMEOUT = 1.0
-
-
-class _HasCode(Protocol):
-    def to_code(self) -> str: ...
-
-
-def _client_name() -> str:
-    from openhcs_nb import __version__
-
-    return f"openhcs-nb/{__version__}"
-
-
-def _code_of(pipeline: _HasCode | str) -> str:
-    return pipeline if isinstance(pipeline, str) else pipeline.to_code()
-
-
-def _event_address(address: str, port: int) -> str | None:
-    scheme, sep, rest = address.partition("://")
-    if scheme != "tcp" or not sep or ":" not in rest or port <= 0:
-        return None
-    host = rest.rpartition(":")[0]
-    return f"tcp://{host}:{port}"
 
 
 class Connection:
@@ -108,14 +92,20 @@ class Connection:
         self._executions: dict[str, Execution] = {}
         self._lock = threading.Lock()
         self._closed = False
-        self._hello = Hello(rid=0, client=_client_name(), omero_session=omero_session)
+        self._hello = Hello(rid=0, client=client_name(), omero_session=omero_session)
         self._dispatcher = CallbackThread(f"openhcs-client-callbacks {self.address}")
-        self._hub = StreamHub(quiet_after=quiet_after, timeout=timeout)
+        self._hub = StreamHub(
+            quiet_after=quiet_after, timeout=min(timeout, FETCH_TIMEOUT)
+        )
         self._transport = Transport(
-            self.address, keys, on_event=self._hub.on_event, on_tick=self._hub.on_tick
+            self.address,
+            keys,
+            on_event=self._hub.on_event,
+            on_tick=self._hub.on_tick,
+            on_link=self._hub.on_link,
         )
         self._hub.bind(self._transport)
-        self._transport.hello = self._hello
+        self._transport.requests.hello = self._hello
 
     # --- handshake ------------------------------------------------------------
 
@@ -130,13 +120,8 @@ class Connection:
 
     def _on_hello(self, reply: HelloReply, _buffers: Sequence[Any]) -> HelloReply:
         """I/O thread: check the version, then open the event socket."""
-        if reply.protocol_version != PROTOCOL_VERSION:
-            raise RemoteProtocolError(
-                f"the server speaks protocol {reply.protocol_version}, this "
-                f"client speaks {PROTOCOL_VERSION}: upgrade the older side",
-                code="version_mismatch",
-            )
-        events = _event_address(self.address, reply.event_port)
+        check_hello(reply)
+        events = pub_address(self.address, reply.event_port)
         if events is None:
             log.warning(
                 "server %s names no event port: following executions by polling",
@@ -180,7 +165,7 @@ class Connection:
 
     def submit(
         self,
-        pipeline: _HasCode | str,
+        pipeline: PipelineLike | str,
         plate: str,
         wells: Sequence[str] | None = None,
         *,
@@ -205,7 +190,7 @@ class Connection:
         )
         message = Submit(
             rid=0,
-            pipeline_code=_code_of(pipeline),
+            pipeline_code=code_of(pipeline),
             plate=plate,
             wells=None if wells is None else list(wells),
             options=options,
@@ -220,7 +205,7 @@ class Connection:
 
     def preview(
         self,
-        pipeline: _HasCode | str,
+        pipeline: PipelineLike | str,
         plate: str,
         well: str,
         upto: int | None = None,
@@ -240,7 +225,7 @@ class Connection:
         """
         message = Preview(
             rid=0,
-            pipeline_code=_code_of(pipeline),
+            pipeline_code=code_of(pipeline),
             plate=plate,
             well=well,
             upto=upto,
@@ -375,14 +360,7 @@ class Connection:
             limit=1,
             full_resolution=True,
         )
-
-        def images(reply: Any, buffers: Sequence[Any]) -> dict[str, Any]:
-            for event in reply.events:
-                if isinstance(event, WellDone) and event.seq == seq:
-                    return copy_arrays(event.previews, buffers)
-            raise RemoteError(f"the server returned no images for event {seq}")
-
-        return self._call(message, timeout=timeout, then=images)
+        return self._call(message, timeout=timeout, then=images_of_event(seq))
 
     def _debug_drop_subscription(self, reopen_after: float = 0.0) -> None:
         """Test hook: close the event socket, reopen it ``reopen_after`` s later."""

@@ -115,7 +115,7 @@ def test_when_well_done_then_previews_travel_as_raw_arrays(client):
     assert arrays["image/DAPI"].dtype.kind == "u"
     assert max(arrays["image/DAPI"].shape) <= 256
     full, _ = client.fetch_all(sub.execution_id, full_resolution=True)
-    [(event, reply, buffers)] = [x for x in full if isinstance(x[0], WellDone)]
+    [(event, _reply, buffers)] = [x for x in full if isinstance(x[0], WellDone)]
     arrays = unpack_arrays(event.previews, buffers)
     assert arrays["labels/nuclei"].shape == (256, 256)
     assert arrays["image/DAPI"].shape == (256, 256)
@@ -196,7 +196,7 @@ def test_when_cancelled_then_pending_wells_stop_and_finished_says_cancelled(clie
     reply, _ = client.call(Cancel(rid=client.rid(), execution_id=sub.execution_id))
     assert isinstance(reply, CancelReply)
     assert reply.state == "cancelled"
-    events, fetched = wait_finished(client, sub.execution_id)
+    events, _fetched = wait_finished(client, sub.execution_id)
     finished = [e for e, _, _ in events if isinstance(e, Finished)]
     assert [f.state for f in finished] == ["cancelled"]
     assert finished[0].done < finished[0].total
@@ -219,11 +219,11 @@ def test_when_a_well_fails_then_it_is_reported_and_the_rest_finish(
     c = RawClient(server.address, server.event_address)
     try:
         sub = submit(c, default_pipeline(), plate="broken.ome.zarr")
-        events, reply = wait_finished(c, sub.execution_id)
+        events, _reply = wait_finished(c, sub.execution_id)
         failed = [e for e, _, _ in events if isinstance(e, WellFailed)]
         assert [f.well for f in failed] == ["B02"]
         assert "Traceback" in failed[0].remote_traceback
-        finished = [e for e, _, _ in events if isinstance(e, Finished)][0]
+        finished = next(e for e, _, _ in events if isinstance(e, Finished))
         assert (finished.done, finished.failed) == (5, 1)
         wells = pd.read_parquet(
             server.results_root / sub.execution_id / "wells.parquet"

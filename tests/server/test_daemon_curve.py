@@ -13,8 +13,8 @@ from openhcs_nb.server.keys import generate_keys, load_keypair
 @pytest.fixture
 def curve_server(server_factory, tmp_path):
     keys = tmp_path / "keys"
-    server_public, server_secret = generate_keys(keys, "server")
-    alice_public, alice_secret = generate_keys(keys, "alice")
+    _server_public, server_secret = generate_keys(keys, "server")
+    _alice_public, alice_secret = generate_keys(keys, "alice")
     authorized = tmp_path / "authorized_keys"
     alice = load_keypair(alice_secret)
     authorized.write_text(f"{alice.public.decode()} alice\n")
