@@ -1,21 +1,15 @@
 """A real ``openhcs-server`` process on 127.0.0.1 for integration tests.
 
-The server is started exactly as an admin would: the console script with a
-TOML config file. Ports are picked by the OS on first start and reused on
-restart, so a client can reconnect to the same address after a crash.
+The server is started exactly as an admin would: with a TOML config file.
+Ports are picked by the OS on first start and reused on restart, so a client
+can reconnect to the same address after a crash.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-READY_TIMEOUT = 60.0
+from openhcs_nb.server.local import LocalServer
 
 
 class ServerProcess:
@@ -42,11 +36,11 @@ class ServerProcess:
         self.env = env or {}
         self.address = "tcp://127.0.0.1:0"
         self.event_address = "tcp://127.0.0.1:0"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = base / "server.log"
         self.ready_seconds = 0.0
+        self._server: LocalServer | None = None
 
     def _config(self) -> Path:
+        self.base.mkdir(parents=True, exist_ok=True)
         path = self.base / "server.toml"
         path.write_text(
             f"""
@@ -71,60 +65,23 @@ max_queued_per_user = 50
         return path
 
     def start(self) -> ServerProcess:
-        """Start the process and wait until it has bound its sockets."""
-        self.base.mkdir(parents=True, exist_ok=True)
-        ready = self.base / "ready.json"
-        ready.unlink(missing_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "openhcs_nb.server.cli",
-                "serve",
-                "--config",
-                str(self._config()),
-                "--ready-file",
-                str(ready),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not ready.exists():
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(
-                    f"server not ready in {READY_TIMEOUT} s:\n{self.log()}"
-                )
-            time.sleep(0.05)
-        info = json.loads(ready.read_text())
-        self.address, self.event_address = info["command"], info["events"]
-        self.ready_seconds = info["seconds"]
+        """Start (or restart, on the same ports) and wait until ready."""
+        server = LocalServer(["--config", str(self._config())], self.base, env=self.env)
+        self._server = server.start()
+        self.address, self.event_address = server.address, server.event_address
+        self.ready_seconds = server.ready_seconds
         return self
 
     def log(self) -> str:
         """Everything the server printed so far."""
-        return self.log_path.read_text() if self.log_path.exists() else ""
+        return self._server.log() if self._server else ""
 
-    def stop(self, timeout: float = 20.0) -> int:
+    def stop(self, timeout: float = 20.0) -> int | None:
         """SIGTERM, as systemd would; returns the exit code."""
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        assert self._server is not None
+        return self._server.stop(timeout)
 
     def kill(self) -> None:
         """SIGKILL: no chance to clean up, as in a crash."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-
-    @property
-    def pid(self) -> int:
-        """The server's process id."""
-        assert self.process is not None
-        return self.process.pid
+        if self._server is not None:
+            self._server.kill()

@@ -81,7 +81,11 @@ def _map(exc: Exception, what: str, where: str) -> OpenHCSError | None:
     except ImportError:  # pragma: no cover - the omero extra is missing
         return None
     text = _message(exc)
-    if isinstance(exc, omero.SecurityViolation):
+    refused = isinstance(exc, omero.SecurityViolation) or (
+        # RawPixelsStore.setPixelsId says so for Pixels the user may not read
+        isinstance(exc, omero.ValidationException) and text.startswith("Cannot read")
+    )
+    if refused:
         return NotAuthorizedError(f"{what}: OMERO at {where} refused: {text}")
     gone = (
         omero.SessionException,

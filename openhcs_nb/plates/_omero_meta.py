@@ -80,6 +80,7 @@ class OmeroImage:
     fileset_id: int | None
     acquisition_id: int | None
     channel_names: tuple[str, ...]
+    group_id: int | None = None
 
     @property
     def dtype(self) -> str:
@@ -212,7 +213,15 @@ def _image(well: str, index: int, sample: Any) -> OmeroImage:
         fileset_id=None if fileset is None else int(val(fileset.getId())),
         acquisition_id=_acq_id(sample),
         channel_names=_channel_names(pixels),
+        group_id=_group_id(image),
     )
+
+
+def _group_id(obj: Any) -> int | None:
+    """The group an object belongs to (stateful services must name it)."""
+    details = obj.getDetails()
+    group = details.getGroup() if details is not None else None
+    return None if group is None else int(val(group.getId()))
 
 
 def _channel_names(pixels: Any) -> tuple[str, ...]:

@@ -142,3 +142,13 @@ def test_when_executions_are_listed_then_html_shows_them(conn):
     assert execution.id in execution._repr_html_()
     assert "6 done" in execution._repr_html_()
     assert execution.id in repr(execution)
+
+
+def test_when_full_resolution_is_fetched_then_images_are_plate_sized(conn):
+    execution = conn.submit(default_pipeline(), SMALL, preview_size=64)
+    execution.wait(120)
+    small = execution.previews("A02")
+    full = execution.fetch_full("A02")
+    assert max(small["image/DAPI"].shape) <= 64
+    assert full["image/DAPI"].shape == (256, 256)
+    assert any(name.startswith("labels/") for name in full)
