@@ -184,8 +184,8 @@ def load_omero() -> Any:
     return omero
 
 
-def parameters(**values: int | str | Sequence[int]) -> Any:
-    """An ``omero.sys.ParametersI`` holding ``values`` (ints, strings, id lists)."""
+def parameters(**values: int | str | Sequence[int] | Sequence[str]) -> Any:
+    """An ``omero.sys.ParametersI`` holding ints, strings and lists of either."""
     omero = load_omero()
     from omero.rtypes import rlist, rlong, rstring
 
@@ -197,6 +197,8 @@ def parameters(**values: int | str | Sequence[int]) -> Any:
             params.add(name, rlong(value))
         elif isinstance(value, str):
             params.add(name, rstring(value))
+        elif all(isinstance(v, str) for v in value):
+            params.add(name, rlist([rstring(str(v)) for v in value]))
         else:
             params.add(name, rlist([rlong(int(v)) for v in value]))
     return params

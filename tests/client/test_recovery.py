@@ -33,10 +33,10 @@ def callbacks_drained(execution: Execution) -> None:
 
 
 def test_when_the_event_socket_drops_mid_run_then_backfill_gives_every_well(conn):
-    execution = conn.submit(slow_pipeline(), SMALL)
+    execution = conn.submit(slow_pipeline(10), SMALL)
     seen = watch(execution)
     next(iter(execution))
-    conn._debug_drop_subscription(reopen_after=1.0)
+    conn._debug_drop_subscription(reopen_after=0.5)
     table = execution.result(timeout=120)
     callbacks_drained(execution)
     assert sorted(table["well"]) == WELLS
@@ -52,11 +52,12 @@ def test_when_events_stop_for_good_then_polling_still_finishes_the_run(conn):
     assert sorted(w.well for w in seen) == WELLS
 
 
+@pytest.mark.slow
 def test_when_the_server_is_killed_and_restarted_then_the_run_completes(
     fresh_server,
 ):
     with connect(fresh_server.address, timeout=5.0) as conn:
-        execution = conn.submit(slow_pipeline(), SMALL)
+        execution = conn.submit(slow_pipeline(10), SMALL)
         seen = watch(execution)
         next(iter(execution))
         fresh_server.kill()
@@ -83,13 +84,14 @@ def test_when_the_server_is_gone_then_html_says_unreachable_without_hanging(
         conn.close()
 
 
+@pytest.mark.slow
 def test_when_a_run_fails_as_a_whole_then_result_raises(tmp_path, small_plate_path):
     root = tmp_path / "plates"
     shutil.copytree(small_plate_path, root / SMALL)
     server = ServerProcess(tmp_path / "server", root).start()
     try:
         with connect(server.address, timeout=5.0) as conn:
-            execution = conn.submit(slow_pipeline(40), SMALL)
+            execution = conn.submit(slow_pipeline(20), SMALL)
             next(iter(execution))
             server.kill()
             shutil.rmtree(root / SMALL)  # the plate is gone: it cannot resume

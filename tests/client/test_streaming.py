@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pandas as pd
+import pytest
 from client_helpers import SMALL, slow_pipeline
+from server_process import ServerProcess
 
 from openhcs_nb import default_pipeline, run_local
-from openhcs_nb.client import Execution, WellEvent, connect
+from openhcs_nb.client import ConnectionClosed, Execution, WellEvent, connect
+from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
 
 WELLS = ["A01", "A02", "A03", "B01", "B02", "B03"]
 
@@ -152,3 +157,63 @@ def test_when_full_resolution_is_fetched_then_images_are_plate_sized(conn):
     assert max(small["image/DAPI"].shape) <= 64
     assert full["image/DAPI"].shape == (256, 256)
     assert any(name.startswith("labels/") for name in full)
+
+
+def test_when_a_well_fails_then_it_is_a_failed_row_like_run_local(tmp_path):
+    root = tmp_path / "plates"
+    spec = SyntheticPlateSpec(
+        rows=1, columns=2, fields=1, channels=("DAPI", "GFP"), shape=(64, 64), seed=3
+    )
+    generate_plate(spec, root / "broken.ome.zarr", format="ome-zarr")
+    shutil.rmtree(root / "broken.ome.zarr" / "A" / "2" / "0")  # well A02 unreadable
+    server = ServerProcess(tmp_path / "server", root).start()
+    try:
+        with connect(server.address) as conn:
+            execution = conn.submit(default_pipeline(), "broken.ome.zarr")
+            failed: list[WellEvent] = []
+            execution.on_well(lambda w: failed.append(w) if not w.ok else None)
+            remote = execution.result(timeout=120)
+            callbacks_drained(execution)
+    finally:
+        server.kill()
+    local = run_local(default_pipeline(), root / "broken.ome.zarr", workers=0).wells
+    pd.testing.assert_frame_equal(remote, local)
+    assert list(remote["status"]) == ["done", "failed"]
+    assert execution.progress == (1, 1, 2)
+    assert "missing field" in execution.failed_wells["A02"]
+    assert [w.well for w in failed] == ["A02"]
+    assert "Traceback" in (failed[0].traceback or "")
+
+
+def test_when_threads_share_a_connection_then_every_submission_finishes(conn):
+    def one(well: str) -> list[str]:
+        execution = conn.submit(default_pipeline(), SMALL, wells=[well])
+        return list(execution.result(timeout=120)["well"])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        tables = list(pool.map(one, WELLS))
+    assert tables == [[w] for w in WELLS]
+
+
+def test_when_the_connection_closes_mid_run_then_waiters_wake_up(demo_server):
+    connection = connect(demo_server.address)
+    execution = connection.submit(slow_pipeline(40), SMALL)
+    outcome: list[BaseException] = []
+
+    def iterate() -> None:
+        try:
+            list(execution)
+        except ConnectionClosed as exc:
+            outcome.append(exc)
+
+    reader = threading.Thread(target=iterate)
+    reader.start()
+    connection.close()
+    reader.join(30)
+    assert not reader.is_alive()
+    assert isinstance(outcome[0], ConnectionClosed)
+    assert execution.wait(0) is False
+    with pytest.raises(ConnectionClosed, match="attach"):
+        execution.result()
+    with connect(demo_server.address) as other:
+        assert other.cancel(execution.id) == "cancelled"

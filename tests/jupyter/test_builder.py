@@ -1,0 +1,333 @@
+"""PipelineBuilder: controls from the catalogue, real Pipelines, live preview."""
+
+from __future__ import annotations
+
+import threading
+
+import ipywidgets as widgets
+import numpy as np
+import pytest
+
+from openhcs_nb import Pipeline, PipelineError, Step, default_pipeline
+from openhcs_nb.client import PreviewResult, RemoteError
+from openhcs_nb.functions import (
+    builtin_catalogue,
+    gaussian_blur,
+    label_objects,
+    subtract_background,
+    threshold_otsu,
+)
+from openhcs_nb.jupyter.builder import PipelineBuilder
+from openhcs_nb.protocol import (
+    FunctionInfo,
+    ParamInfo,
+    PlateInfoWire,
+    catalogue_to_wire,
+)
+
+SMALL = "small.ome.zarr"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+class RecordingConnection:
+    """Stands in for a Connection where only the calls matter: it records them."""
+
+    def __init__(self, catalogue=None) -> None:
+        self.catalogue = catalogue or catalogue_to_wire(builtin_catalogue())
+        self.calls: list[dict] = []
+        self.gates: dict[int, threading.Event] = {}
+        self.started: dict[int, threading.Event] = {}
+        self.fail_with: Exception | None = None
+
+    def plate_info(self, plate: str) -> PlateInfoWire:
+        return PlateInfoWire(
+            name=plate,
+            wells=["A01", "A02"],
+            rows=["A"],
+            columns=[1, 2],
+            fields=2,
+            channels=["DAPI", "GFP"],
+        )
+
+    def preview(self, pipeline, plate, well, upto=None, site=0, max_size=512):
+        n = len(self.calls)
+        self.calls.append(
+            {
+                "pipeline": pipeline,
+                "plate": plate,
+                "well": well,
+                "upto": upto,
+                "site": site,
+            }
+        )
+        if n in self.started:
+            self.started[n].set()
+        if n in self.gates:
+            assert self.gates[n].wait(10)
+        if self.fail_with is not None:
+            raise self.fail_with
+        rng = np.random.default_rng(n)
+        steps = tuple(s.name for s in pipeline.steps[:upto])
+        images = {"input/DAPI": rng.integers(0, 999, (16, 16)).astype(np.uint16)}
+        if steps:
+            images[f"{steps[-1]}/DAPI"] = rng.random((16, 16)).astype(np.float32)
+            images["labels/nuclei"] = np.eye(16, dtype=np.int32)
+        return PreviewResult(
+            well=well, site=site, step_names=steps, images=images, objects=n
+        )
+
+
+def controls(editor, call: int = 0, chain: int = 0) -> dict[str, widgets.Widget]:
+    return editor.chains[chain].calls[call].controls
+
+
+def test_when_functions_are_added_then_controls_follow_types_and_ranges():
+    builder = PipelineBuilder()
+    blur = controls(builder.add_step("gaussian_blur"))["sigma"]
+    assert isinstance(blur, widgets.FloatSlider)
+    assert (blur.min, blur.max, blur.value) == (0.0, 100.0, 2.0)
+    assert blur.tooltip == "standard deviation in pixels"
+    background = controls(builder.add_step("subtract_background"))
+    assert isinstance(background["radius"], widgets.IntSlider)
+    assert (background["radius"].min, background["radius"].max) == (1, 10000)
+    assert isinstance(background["method"], widgets.Dropdown)
+    assert [v for _, v in background["method"].options] == ["rolling_ball", "tophat"]
+    small = controls(builder.add_step("remove_small_objects"))
+    assert isinstance(small["min_size"], widgets.IntText)  # no upper bound
+    manual = controls(builder.add_step("threshold_manual"))["value"]
+    assert isinstance(manual, widgets.FloatText)
+    assert manual.description == "value*"
+    connectivity = controls(builder.add_step("label_objects"))["connectivity"]
+    assert [v for _, v in connectivity.options] == [1, 2]
+
+
+def test_when_a_server_param_is_bool_or_str_then_checkbox_and_text():
+    info = FunctionInfo(
+        name="gaussian_blur",
+        version="1",
+        category="x",
+        params=[
+            ParamInfo(name="flag", type="bool", default=True, help="a flag"),
+            ParamInfo(name="mode", type="str", default="abc", help="a mode"),
+        ],
+    )
+    builder = PipelineBuilder([info])
+    made = controls(builder.add_step("gaussian_blur"))
+    assert isinstance(made["flag"], widgets.Checkbox) and made["flag"].value is True
+    assert isinstance(made["mode"], widgets.Text) and made["mode"].value == "abc"
+
+
+def test_when_steps_are_built_then_pipeline_equals_the_hand_built_one():
+    builder = PipelineBuilder()
+    builder.name.value = "mine"
+    blur = builder.add_step("gaussian_blur")
+    controls(blur)["sigma"].value = 1.5
+    builder.add_step("threshold_otsu")
+    labels = builder.add_step("label_objects")
+    labels.chains[0].append(builder.infos["remove_small_objects"], {"min_size": 12})
+    expected = Pipeline(
+        "mine",
+        (
+            Step(func=(gaussian_blur, {"sigma": 1.5})),
+            Step(func=threshold_otsu),
+            Step(
+                func=[
+                    label_objects,
+                    (builtin_catalogue()["remove_small_objects"], {"min_size": 12}),
+                ]
+            ),
+        ),
+    )
+    assert builder.pipeline == expected
+    assert builder.to_code() == expected.to_code()
+    assert builder.error.value == ""
+
+
+def test_when_steps_are_moved_and_removed_then_the_order_follows():
+    builder = PipelineBuilder()
+    first = builder.add_step("gaussian_blur")
+    second = builder.add_step("threshold_otsu")
+    builder.add_step("gaussian_blur")  # gets a unique name
+    assert [s.name for s in builder.pipeline.steps] == [
+        "gaussian_blur",
+        "threshold_otsu",
+        "gaussian_blur_2",
+    ]
+    builder.move_step(second, -1)
+    assert [s.name for s in builder.pipeline.steps][:2] == [
+        "threshold_otsu",
+        "gaussian_blur",
+    ]
+    builder.remove_step(first)
+    assert [s.name for s in builder.pipeline.steps] == [
+        "threshold_otsu",
+        "gaussian_blur_2",
+    ]
+    assert list(builder.steps_box.children) == [s.box for s in builder.steps]
+
+
+def test_when_step_is_per_channel_then_pipeline_has_a_dict_pattern():
+    builder = PipelineBuilder()
+    step = builder.add_step("gaussian_blur")
+    step.per_channel.value = True
+    step.chains[0].key_text.value = "DAPI"
+    other = step._add_chain()
+    other.key_text.value = "1"
+    other.append(builder.infos["subtract_background"], {"radius": 20})
+    expected = Step(
+        name="gaussian_blur",
+        func={"DAPI": gaussian_blur, 1: (subtract_background, {"radius": 20})},
+        group_by="channel",
+    )
+    assert builder.pipeline.steps == (expected,)
+    other.key_text.value = "DAPI"
+    assert "channel &#x27;DAPI&#x27; has two chains" in builder.error.value
+    with pytest.raises(PipelineError, match="has two chains"):
+        _ = builder.pipeline
+
+
+def test_when_loading_an_existing_pipeline_then_it_round_trips():
+    builder = PipelineBuilder(pipeline=default_pipeline())
+    assert builder.pipeline == default_pipeline()
+    assert builder.to_code() == default_pipeline().to_code()
+    assert builder.steps[0].per_channel.value is True
+    assert len(builder.steps[0].chains[0].calls) == 6
+
+
+def test_when_server_has_a_function_missing_locally_then_it_cannot_be_added():
+    extra = FunctionInfo(
+        name="cellpose_segment",
+        version="2",
+        category="segmentation",
+        help="deep learning",
+    )
+    catalogue = [*catalogue_to_wire(builtin_catalogue()), extra]
+    builder = PipelineBuilder(catalogue)
+    builder.category.value = "segmentation"
+    labels = dict(builder.function.options)
+    assert "cellpose_segment (server only)" in labels
+    builder.function.value = "cellpose_segment"
+    assert builder.add_step_button.disabled
+    assert "not in this openhcs-nb" in builder.note.value
+    builder.function.value = "threshold_otsu"
+    assert not builder.add_step_button.disabled
+
+
+def test_when_parameters_change_quickly_then_one_preview_runs_with_the_last_value():
+    conn = RecordingConnection()
+    builder = PipelineBuilder(connection=conn, plate="p", debounce=0.3)
+    builder.add_step("subtract_background")
+    blur = builder.add_step("gaussian_blur")
+    assert builder.wait_preview(30)
+    conn.calls.clear()
+    for sigma in (1.0, 1.5, 2.5, 3.0, 4.5):
+        controls(blur)["sigma"].value = sigma
+    assert builder.wait_preview(30)
+    assert len(conn.calls) == 1
+    call = conn.calls[0]
+    assert call["pipeline"].steps[1].chains[0][1][0].kwargs == (("sigma", 4.5),)
+    assert (call["well"], call["upto"], call["plate"]) == ("A01", 2, "p")
+    assert bytes(builder.preview.before.value).startswith(PNG)
+    assert bytes(builder.preview.after.value).startswith(PNG)
+    assert "after gaussian_blur" in builder.preview.after_label.value
+
+
+def test_when_a_step_is_selected_then_preview_stops_after_it():
+    conn = RecordingConnection()
+    builder = PipelineBuilder(connection=conn, plate="p", debounce=0.05)
+    first = builder.add_step("gaussian_blur")
+    builder.add_step("threshold_otsu")
+    builder.select_step(first)
+    assert builder.wait_preview(30)
+    assert conn.calls[-1]["upto"] == 1
+    builder.preview.site.value = 1
+    assert builder.wait_preview(30)
+    assert conn.calls[-1]["site"] == 1
+
+
+def test_when_an_older_preview_returns_late_then_it_is_dropped():
+    conn = RecordingConnection()
+    builder = PipelineBuilder(connection=conn, plate="p", debounce=0.05)
+    blur = builder.add_step("gaussian_blur")
+    assert builder.wait_preview(30)
+    first = len(conn.calls)
+    conn.gates[first] = threading.Event()
+    conn.started[first] = threading.Event()
+    controls(blur)["sigma"].value = 3.0
+    assert conn.started[first].wait(10)  # the slow request is on the server
+    controls(blur)["sigma"].value = 4.0
+    deadline = threading.Event()
+    while len(conn.calls) < first + 2:
+        deadline.wait(0.01)
+    conn.gates[first].set()
+    assert builder.wait_preview(30)
+    assert builder.preview.last_result.objects == first + 1  # the newer one
+
+
+def test_when_preview_fails_then_one_line_error_shows():
+    conn = RecordingConnection()
+    conn.fail_with = RemoteError("well A01 cannot be read\nTraceback ...")
+    builder = PipelineBuilder(connection=conn, plate="p", debounce=0.05)
+    builder.add_step("gaussian_blur")
+    assert builder.wait_preview(30)
+    status = builder.preview.status.value
+    assert "preview failed: RemoteError: well A01 cannot be read" in status
+    assert "Traceback" not in status
+
+
+def test_when_live_preview_is_off_then_only_the_button_previews():
+    conn = RecordingConnection()
+    builder = PipelineBuilder(connection=conn, plate="p", debounce=0.05)
+    builder.preview.live.value = False
+    assert builder.wait_preview(30)
+    conn.calls.clear()
+    builder.add_step("gaussian_blur")
+    assert builder.wait_preview(30)
+    assert conn.calls == []
+    builder.preview.refresh_button.click()
+    assert builder.wait_preview(30)
+    assert len(conn.calls) == 1
+
+
+class RecordingShell:
+    def __init__(self) -> None:
+        self.inputs: list[str] = []
+
+    def set_next_input(self, text: str, replace: bool = False) -> None:
+        self.inputs.append(text)
+
+
+def test_when_to_code_is_clicked_then_the_code_goes_to_the_next_cell():
+    builder = PipelineBuilder(pipeline=default_pipeline())
+    shell = RecordingShell()
+    code = builder.to_code_cell(shell)
+    assert shell.inputs == [default_pipeline().to_code()]
+    assert code == shell.inputs[0]
+
+
+def test_when_to_code_is_clicked_outside_ipython_then_the_widget_says_so():
+    builder = PipelineBuilder(pipeline=default_pipeline())
+    builder.code_button.click()
+    assert "not running in IPython" in builder.error.value
+
+
+def test_when_previewing_on_a_real_server_then_images_and_objects_come_back(conn):
+    builder = PipelineBuilder(
+        connection=conn,
+        plate=SMALL,
+        pipeline=default_pipeline(),
+        debounce=0.05,
+        preview_size=64,
+    )
+    assert builder.functions == conn.catalogue
+    assert builder.preview.well.value == "A01"
+    assert builder.wait_preview(60)
+    result = builder.preview.last_result
+    assert result is not None, builder.preview.status.value
+    assert result.step_names == ("nuclei", "measure")
+    assert result.objects > 0
+    assert bytes(builder.preview.before.value).startswith(PNG)
+    assert bytes(builder.preview.after.value).startswith(PNG)
+    builder.select_step(builder.steps[0])
+    assert builder.wait_preview(60)
+    assert builder.preview.last_result.step_names == ("nuclei",)

@@ -1,0 +1,428 @@
+"""A THIN test double of the OMERO connection calls listed in
+``openhcs_nb/omero/gateway.py`` -- and nothing else.
+
+It stands in for the *server*: it answers our four HQL queries with real
+``omero.model`` graphs built from a fixture description (``omero_fixture.py``),
+applies a simple ACL (a user sees objects of their groups; a read-only group
+refuses annotations by non-owners), raises the exceptions OMERO raises
+(``SecurityViolation``, ``ValidationException``, ``Ice.ObjectNotExistException``
+for a dead session), keeps what is saved, and serves Ice pixels as big-endian
+bytes from ground-truth arrays that never went through the code under test.
+
+It does not parse HQL: it recognises our queries by the entity they select.
+An unknown query raises, so a new query in the code needs a double update and
+a real-server check (``pytest -m omero``).
+
+Used in-process by the tests, and by a real server process through the test
+seam (``[omero] test_double = ".../double.json"``, see ``_test_seam.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import omero
+import omero.clients  # noqa: F401 - registers model classes and exceptions
+import omero.gateway
+import omero.grid
+from omero.rtypes import rint, rlong, rstring, unwrap
+
+ANNOTATION_LINKS = "PlateAnnotationLink"
+
+
+class DoubleServer:
+    """The state a server would hold: model rows, sessions, saved objects."""
+
+    def __init__(self, description: Path) -> None:
+        self.path = Path(description)
+        self.root = self.path.parent
+        self.doc = json.loads(self.path.read_text(encoding="utf-8"))
+        self.sessions: dict[str, str | None] = dict(self.doc["sessions"])
+        self.images = {i["id"]: i for i in self.doc["images"]}
+        self.plates = {p["id"]: p for p in self.doc["plates"]}
+        self.filesets = {f["id"]: f for f in self.doc["filesets"]}
+        self.saved: dict[int, Any] = {}  # id -> saved annotation / ROI / file
+        self.links: list[Any] = []
+        self.tables: dict[int, DoubleTable] = {}
+        self.ids = itertools.count(9_000_001)
+        self.lock = threading.Lock()
+        self.calls: list[str] = []
+        self.closes: list[bool] = []
+        self.plane_calls = 0
+        log = self.doc.get("writes_log")
+        self.log_path = self.root / log if log else None
+
+    # -- identity and ACL ---------------------------------------------------------
+
+    def user(self, key: str) -> dict[str, Any]:
+        name = self.sessions.get(key)
+        if name is None:
+            raise omero.RemovedSessionException(message=f"session {key[:4]}... gone")
+        return {"name": name, **self.doc["users"][name]}
+
+    def expire(self, key: str) -> None:
+        """Make ``key`` invalid from now on (tests of long runs)."""
+        self.sessions[key] = None
+
+    def can_read(self, user: dict[str, Any], group: int) -> bool:
+        return group in user["groups"]
+
+    def can_annotate(self, user: dict[str, Any], plate: dict[str, Any]) -> bool:
+        perms = self.doc["groups"][str(plate["group"])]["perms"]
+        return plate["owner"] == user["id"] or perms[4] == "a" or perms[5] == "w"
+
+    def record(self, kind: str, **fields: Any) -> None:
+        if self.log_path is not None:
+            with self.log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"kind": kind, **fields}, default=str) + "\n")
+
+    # -- model graphs ---------------------------------------------------------------
+
+    def details(self, obj: Any, group: int, owner: int, user: dict[str, Any]) -> None:
+        perms = omero.model.PermissionsI(self.doc["groups"][str(group)]["perms"])
+        plate_like = {"group": group, "owner": owner}
+        # restrictions: link, edit, delete, annotate (True = not allowed)
+        annotate = self.can_annotate(user, plate_like)
+        perms._restrictions = [not annotate, owner != user["id"], True, not annotate]
+        obj.details.permissions = perms
+        obj.details.group = omero.model.ExperimenterGroupI(group, False)
+        obj.details.owner = omero.model.ExperimenterI(owner, False)
+
+    def image_graph(self, image_id: int, user: dict[str, Any]) -> Any:
+        rec = self.images[image_id]
+        image = omero.model.ImageI(rec["id"], True)
+        image.name = rstring(rec["name"])
+        image.series = rint(rec["series"])
+        if rec["fileset"] is not None:
+            image.fileset = omero.model.FilesetI(rec["fileset"], False)
+        self.details(image, rec["group"], 0, user)
+        px = rec["pixels"]
+        pixels = omero.model.PixelsI(px["id"], True)
+        for axis in "xyzct":
+            setattr(pixels, f"size{axis.upper()}", rint(px[axis]))
+        ptype = omero.model.PixelsTypeI()
+        ptype.value = rstring(px["type"])
+        pixels.pixelsType = ptype
+        order = omero.model.DimensionOrderI()
+        order.value = rstring(px["order"])
+        pixels.dimensionOrder = order
+        for index, name in enumerate(rec["channels"]):
+            channel = omero.model.ChannelI(px["id"] * 10 + index, True)
+            logical = omero.model.LogicalChannelI(px["id"] * 10 + index, True)
+            logical.name = rstring(name)
+            channel.logicalChannel = logical
+            pixels.addChannel(channel)
+        image.addPixels(pixels)
+        return image
+
+    def plate_graph(self, plate_id: int, user: dict[str, Any]) -> Any:
+        rec = self.plates[plate_id]
+        plate = omero.model.PlateI(plate_id, True)
+        plate.name = rstring(rec["name"])
+        plate.rows, plate.columns = rint(rec["rows"]), rint(rec["columns"])
+        self.details(plate, rec["group"], rec["owner"], user)
+        acqs = {
+            int(k): self._acquisition(int(k), v, plate_id)
+            for k, v in rec["acquisitions"].items()
+        }
+        for wrec in rec["wells"]:
+            well = omero.model.WellI(wrec["id"], True)
+            well.row, well.column = rint(wrec["row"]), rint(wrec["column"])
+            well.plate = omero.model.PlateI(plate_id, False)
+            for srec in wrec["samples"]:
+                image_rec = self.images[srec["image"]]
+                if not self.can_read(user, image_rec["group"]):
+                    continue  # OMERO's security filter drops unreadable rows
+                sample = omero.model.WellSampleI(srec["id"], True)
+                sample.image = self.image_graph(srec["image"], user)
+                if srec["acquisition"] is not None:
+                    sample.plateAcquisition = acqs[srec["acquisition"]]
+                well.addWellSample(sample)
+            plate.addWell(well)
+        return plate
+
+    @staticmethod
+    def _acquisition(acq_id: int, name: str, plate_id: int) -> Any:
+        acq = omero.model.PlateAcquisitionI(acq_id, True)
+        acq.name = rstring(name)
+        acq.plate = omero.model.PlateI(plate_id, False)
+        return acq
+
+    def file_entries(self, fileset_ids: list[int], user: dict[str, Any]) -> list[Any]:
+        out = []
+        for fid in fileset_ids:
+            for frec in self.filesets.get(fid, {"files": []})["files"]:
+                entry = omero.model.FilesetEntryI(frec["id"] + 1_000_000, True)
+                entry.fileset = omero.model.FilesetI(fid, False)
+                original = omero.model.OriginalFileI(frec["id"], True)
+                original.path = rstring(frec["path"])
+                original.name = rstring(frec["name"])
+                entry.originalFile = original
+                out.append(entry)
+        return out
+
+
+class DoubleQuery:
+    """``IQuery``: our queries, recognised by what they select."""
+
+    def __init__(self, gw: DoubleGateway) -> None:
+        self.gw = gw
+
+    def findAllByQuery(self, query: str, params: Any, _ctx: Any = None) -> list[Any]:
+        user = self.gw.current_user("findAllByQuery")
+        server = self.gw.server
+        values = {k: unwrap(v) for k, v in params.map.items()}
+        head = query.split(" from ", 1)[1].split()[0]
+        if head == "Plate":
+            rec = server.plates.get(values["pid"])
+            if rec is None or not server.can_read(user, rec["group"]):
+                return []
+            return [server.plate_graph(rec["id"], user)]
+        if head == "FilesetEntry":
+            return server.file_entries(values["ids"], user)
+        if head == ANNOTATION_LINKS:
+            return [ln for ln in server.links if unwrap(ln.parent.id) == values["pid"]]
+        if head == "Roi":
+            wanted = set(values["ids"])
+            return [
+                r
+                for r in server.saved.values()
+                if isinstance(r, omero.model.RoiI) and unwrap(r.image.id) in wanted
+            ]
+        raise omero.ApiUsageException(message=f"the double does not know: {query}")
+
+    def get(self, klass: str, id: int, _ctx: Any = None) -> Any:
+        user = self.gw.current_user("get")
+        server = self.gw.server
+        if klass != "Plate" or id not in server.plates:
+            raise omero.ValidationException(
+                message=f"No row with the given identifier exists: [{klass}#{id}]"
+            )
+        rec = server.plates[id]
+        if not server.can_read(user, rec["group"]):
+            raise omero.SecurityViolation(
+                message=f"Cannot read ome.model.screen.Plate:Id_{id}"
+            )
+        return server.plate_graph(id, user)
+
+
+class DoubleUpdate:
+    """``IUpdate``: assigns ids, keeps annotations, links and ROIs."""
+
+    def __init__(self, gw: DoubleGateway) -> None:
+        self.gw = gw
+
+    def _store(self, obj: Any) -> Any:
+        server = self.gw.server
+        if obj.id is None:
+            obj.id = rlong(next(server.ids))
+        if isinstance(obj, omero.model.PlateAnnotationLinkI):
+            user = self.gw.current_user("saveAndReturnObject")
+            plate = server.plates[unwrap(obj.parent.id)]
+            if not server.can_annotate(user, plate):
+                raise omero.SecurityViolation(
+                    message=f"Cannot link to ome.model.screen.Plate:Id_{plate['id']}"
+                )
+            self._store(obj.child)
+            server.links.append(obj)
+            server.record("link", plate=plate["id"], child=unwrap(obj.child.id),
+                          ns=unwrap(obj.child.ns), cls=type(obj.child).__name__)
+            return obj
+        if isinstance(obj, omero.model.RoiI):
+            for shape in obj.copyShapes():
+                self._store(shape)
+            server.record("roi", id=unwrap(obj.id), image=unwrap(obj.image.id))
+        server.saved[unwrap(obj.id)] = obj
+        return obj
+
+    def saveAndReturnObject(self, obj: Any, _ctx: Any = None) -> Any:
+        self.gw.current_user("saveAndReturnObject")
+        with self.gw.server.lock:
+            return self._store(obj)
+
+    def saveAndReturnArray(self, objs: list[Any], _ctx: Any = None) -> list[Any]:
+        self.gw.current_user("saveAndReturnArray")
+        with self.gw.server.lock:
+            return [self._store(o) for o in objs]
+
+
+class DoubleTable:
+    """``omero.grid.Table``: keeps the real column objects it is given."""
+
+    def __init__(self, server: DoubleServer, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.columns: list[Any] = []
+        self.file = omero.model.OriginalFileI(next(server.ids), True)
+        self.file.name = rstring(name)
+        self.file.mimetype = rstring("OMERO.tables")
+        self.closed = False
+
+    def initialize(self, cols: list[Any], _ctx: Any = None) -> None:
+        self.columns = [type(c)(c.name, c.description, *([c.size] if hasattr(c, "size")
+                                                         else []), []) for c in cols]
+
+    def addData(self, cols: list[Any], _ctx: Any = None) -> None:
+        for mine, theirs in zip(self.columns, cols, strict=True):
+            assert type(mine) is type(theirs) and mine.name == theirs.name
+            mine.values.extend(theirs.values)
+
+    def getOriginalFile(self, _ctx: Any = None) -> Any:
+        return self.file
+
+    def close(self, _ctx: Any = None) -> None:
+        self.closed = True
+        self.server.tables[unwrap(self.file.id)] = self
+        rows = len(self.columns[0].values) if self.columns else 0
+        self.server.record("table", file=unwrap(self.file.id), name=self.name,
+                           columns=[(type(c).__name__, c.name) for c in self.columns],
+                           rows=rows)
+
+
+class DoubleShared:
+    def __init__(self, gw: DoubleGateway) -> None:
+        self.gw = gw
+
+    def newTable(self, repoId: int, name: str, _ctx: Any = None) -> DoubleTable:
+        self.gw.current_user("newTable")
+        return DoubleTable(self.gw.server, name)
+
+
+class DoublePixels:
+    """``RawPixelsStore``: planes from ground truth, as big-endian bytes."""
+
+    def __init__(self, gw: DoubleGateway) -> None:
+        self.gw = gw
+        self.data: np.ndarray | None = None
+
+    def setPixelsId(self, pixelsId: int, bypassOriginalFile: bool, _ctx: Any = None):
+        user = self.gw.current_user("setPixelsId")
+        if _ctx is not None and _ctx.get("omero.group") == "-1":
+            raise omero.SecurityViolation(message="stateful services need a group")
+        for rec in self.gw.server.images.values():
+            if rec["pixels"]["id"] == pixelsId:
+                if not self.gw.server.can_read(user, rec["group"]):
+                    break
+                self.data = np.load(self.gw.server.root / rec["truth"])
+                return
+        raise omero.ValidationException(message=f"Cannot read pixels id={pixelsId}")
+
+    def getPlane(self, z: int, c: int, t: int, _ctx: Any = None) -> bytes:
+        self.gw.current_user("getPlane")
+        self.gw.server.plane_calls += 1
+        plane = self.data[t, c, z]
+        return plane.astype(plane.dtype.newbyteorder(">")).tobytes()
+
+    def getTile(self, z, c, t, x, y, w, h, _ctx: Any = None) -> bytes:
+        self.gw.current_user("getTile")
+        tile = self.data[t, c, z, y : y + h, x : x + w]
+        return tile.astype(tile.dtype.newbyteorder(">")).tobytes()
+
+    def close(self, _ctx: Any = None) -> None:
+        self.data = None
+
+
+class DoubleGateway:
+    """The ``BlitzGateway`` calls of ``gateway.Gateway``, answered by the double."""
+
+    def __init__(self, server: DoubleServer, host: str, port: int) -> None:
+        self.server = server
+        self.host, self.port = host, port
+        self.key: str | None = None
+
+    def current_user(self, call: str) -> dict[str, Any]:
+        self.server.calls.append(call)
+        if self.key is None:
+            raise omero.ClientError("not connected")
+        try:
+            return self.server.user(self.key)
+        except omero.RemovedSessionException:
+            import Ice
+
+            raise Ice.ObjectNotExistException() from None
+
+    def connect(self, sUuid: str | None = None) -> bool:
+        self.server.calls.append("connect")
+        if not sUuid or self.server.sessions.get(sUuid) is None:
+            return False
+        self.key = sUuid
+        return True
+
+    def getEventContext(self) -> Any:
+        user = self.current_user("getEventContext")
+        group = user["groups"][0]
+        return omero.sys.EventContext(
+            userId=user["id"], userName=user["name"], groupId=group,
+            groupName=self.server.doc["groups"][str(group)]["name"],
+            sessionUuid=self.key, memberOfGroups=user["groups"],
+        )
+
+    def getQueryService(self) -> DoubleQuery:
+        return DoubleQuery(self)
+
+    def getUpdateService(self) -> DoubleUpdate:
+        return DoubleUpdate(self)
+
+    def getSharedResources(self) -> DoubleShared:
+        return DoubleShared(self)
+
+    def createRawPixelsStore(self) -> DoublePixels:
+        self.current_user("createRawPixelsStore")
+        return DoublePixels(self)
+
+    def getObject(self, obj_type: str, oid: int | None = None) -> Any:
+        user = self.current_user("getObject")
+        rec = self.server.plates.get(oid) if obj_type == "Plate" else None
+        if rec is None or not self.server.can_read(user, rec["group"]):
+            return None
+        return omero.gateway.PlateWrapper(self, self.server.plate_graph(oid, user))
+
+    def deleteObjects(self, graph_spec, obj_ids, deleteAnns=False,
+                      deleteChildren=False, dryRun=False, wait=False) -> None:
+        self.current_user("deleteObjects")
+        doomed = set(obj_ids)
+        with self.server.lock:
+            self.server.links = [
+                ln for ln in self.server.links if unwrap(ln.child.id) not in doomed
+            ]
+            for oid in doomed:
+                self.server.saved.pop(oid, None)
+        self.server.record("delete", spec=graph_spec, ids=sorted(doomed))
+
+    def createFileAnnfromLocalFile(self, localPath, origFilePathAndName=None,
+                                   mimetype=None, ns=None, desc=None) -> Any:
+        self.current_user("createFileAnnfromLocalFile")
+        name = Path(origFilePathAndName or localPath).name
+        original = omero.model.OriginalFileI(next(self.server.ids), True)
+        original.name, original.mimetype = rstring(name), rstring(mimetype or "")
+        original.size = rlong(Path(localPath).stat().st_size)
+        self.server.saved[unwrap(original.id)] = Path(localPath).read_bytes()
+        ann = omero.model.FileAnnotationI()
+        ann.file = original
+        ann.ns, ann.description = rstring(ns or ""), rstring(desc or "")
+        ann = DoubleUpdate(self).saveAndReturnObject(ann)
+        return omero.gateway.FileAnnotationWrapper(self, ann)
+
+    def keepAlive(self) -> bool:
+        self.server.calls.append("keepAlive")
+        return self.key is not None and self.server.sessions.get(self.key) is not None
+
+    def close(self, hard: bool = True) -> None:
+        self.server.closes.append(hard)
+        self.key = None
+
+
+def gateway_factory(description: Path) -> Any:
+    """The factory the test seam calls: one server state per process."""
+    server = DoubleServer(description)
+
+    def make(host: str, port: int) -> DoubleGateway:
+        return DoubleGateway(server, host, port)
+
+    make.server = server  # type: ignore[attr-defined] - tests inspect the state
+    return make
