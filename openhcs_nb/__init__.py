@@ -10,6 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from openhcs_nb.client import Connection, Execution, RemoteError, connect
 from openhcs_nb.defaults import default_pipeline
 from openhcs_nb.errors import (
     CompileError,
@@ -30,17 +31,21 @@ from openhcs_nb.results.store import Results
 
 __all__ = [
     "CompileError",
+    "Connection",
+    "Execution",
     "OpenHCSError",
     "Pipeline",
     "PipelineCodeError",
     "PipelineError",
     "PlateError",
+    "RemoteError",
     "Results",
     "Step",
     "UnknownPlateError",
     "UnknownWellError",
     "__version__",
     "compile_pipeline",
+    "connect",
     "default_pipeline",
     "demo_plate",
     "load_ipython_extension",

@@ -324,7 +324,8 @@ class Transport:
             up = change["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED
             if not up and sock is self._dealer:
                 self.requests.connection_lost()
-            log.debug("%s link to %s is %s", link, self.address, "up" if up else "down")
+            where = self.event_address if link == "events" else self.address
+            log.debug("%s link to %s is %s", link, where, "up" if up else "down")
             guard(lambda link=link, up=up: self._on_link(link, up))
 
     def _shutdown(self) -> None:

@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openhcs_nb.client._commands import (
     PipelineLike,
@@ -38,7 +38,6 @@ from openhcs_nb.client._dispatch import CallbackThread
 from openhcs_nb.client._html import connection_html
 from openhcs_nb.client._keys import CurveKeys, curve_keys
 from openhcs_nb.client._streams import StreamHub
-from openhcs_nb.client._transport import Transport
 from openhcs_nb.client._wells import PreviewResult, preview_result
 from openhcs_nb.client.errors import (
     ConnectionClosed,
@@ -46,7 +45,7 @@ from openhcs_nb.client.errors import (
     ServerUnavailable,
 )
 from openhcs_nb.client.execution import Execution
-from openhcs_nb.errors import OpenHCSError
+from openhcs_nb.errors import OpenHCSError, OptionalDependencyError
 from openhcs_nb.protocol import (
     Cancel,
     ExecutionInfo,
@@ -64,6 +63,9 @@ from openhcs_nb.protocol import (
     SubmitOptions,
 )
 
+if TYPE_CHECKING:
+    from openhcs_nb.client._transport import Transport
+
 log = logging.getLogger("openhcs_nb.client")
 
 #: Seconds a preview may take by default: it runs a pipeline on the server.
@@ -72,6 +74,23 @@ PREVIEW_TIMEOUT = 60.0
 FETCH_TIMEOUT = 5.0
 #: Seconds the HTML repr waits for the executions list before saying so.
 REPR_TIMEOUT = 1.0
+
+
+def _transport_class() -> type[Transport]:
+    """The socket layer, imported late: pyzmq is an optional dependency.
+
+    Raises
+    ------
+    OptionalDependencyError
+        pyzmq is not installed.
+    """
+    try:
+        from openhcs_nb.client._transport import Transport
+    except ImportError as exc:
+        raise OptionalDependencyError(
+            "connecting to an openhcs server", "jupyter", "pyzmq"
+        ) from exc
+    return Transport
 
 
 class Connection:
@@ -93,11 +112,10 @@ class Connection:
         self._lock = threading.Lock()
         self._closed = False
         self._hello = Hello(rid=0, client=client_name(), omero_session=omero_session)
-        self._dispatcher = CallbackThread(f"openhcs-client-callbacks {self.address}")
         self._hub = StreamHub(
             quiet_after=quiet_after, timeout=min(timeout, FETCH_TIMEOUT)
         )
-        self._transport = Transport(
+        self._transport = _transport_class()(
             self.address,
             keys,
             on_event=self._hub.on_event,
@@ -106,6 +124,7 @@ class Connection:
         )
         self._hub.bind(self._transport)
         self._transport.requests.hello = self._hello
+        self._dispatcher = CallbackThread(f"openhcs-client-callbacks {self.address}")
 
     # --- handshake ------------------------------------------------------------
 

@@ -302,7 +302,11 @@ class PipelineBuilder(widgets.VBox):
         if self.connection is None or self.plate is None:
             return
         selected = self._selected
-        upto = self.steps.index(selected) + 1 if selected in self.steps else 0
+        upto = (
+            self.steps.index(selected) + 1
+            if selected in self.steps
+            else len(self.steps)
+        )
         request = self.preview.request(pipeline, upto)
         if request is not None:
             self._debouncer.request(request)

@@ -46,7 +46,7 @@ def link_to_plate(gateway: Gateway, plate_id: int, annotation: Any) -> int:
     link.parent = model.PlateI(plate_id, False)
     link.child = annotation
     saved = gateway.getUpdateService().saveAndReturnObject(link)
-    return int(saved.child.id.val)
+    return int(saved.child.id.val)  # the server returns the child with its id
 
 
 def file_annotation(original_file: Any, ns: str, description: str) -> Any:
@@ -87,10 +87,14 @@ def previous_outputs(
     plate_id: int,
     image_ids: list[int],
     pipeline_hash: str,
-    keep_execution: str,
+    keep: set[int],
     namespaces: tuple[str, ...],
 ) -> Previous:
-    """Annotations and ROIs of earlier executions of the same pipeline."""
+    """Annotations and ROIs tagged with ``pipeline_hash``, except ids in ``keep``.
+
+    ``keep`` holds what the current write-back just created, so re-running the
+    write-back of one execution replaces its own earlier copy too.
+    """
     query = gateway.getQueryService()
     links = query.findAllByQuery(
         ANNOTATIONS_QUERY, parameters(pid=plate_id, nss=list(namespaces)), ALL_GROUPS
@@ -100,8 +104,10 @@ def previous_outputs(
     for link in links:
         child = link.child
         found = parse_marker(_text(child.description))
-        if _text(child.ns) in namespaces and _is_old(found, pipeline_hash, keep_execution):
-            annotations.add(int(child.id.val))
+        oid = int(child.id.val)
+        same = found is not None and found[1] == pipeline_hash
+        if same and _text(child.ns) in namespaces and oid not in keep:
+            annotations.add(oid)
             executions.add(found[0])  # type: ignore[index]
     rois: set[int] = set()
     if image_ids:
@@ -110,15 +116,13 @@ def previous_outputs(
             ROIS_QUERY, parameters(ids=image_ids, marker=like), ALL_GROUPS
         ):
             found = parse_marker(_text(roi.description))
-            if _is_old(found, pipeline_hash, keep_execution):
-                rois.add(int(roi.id.val))
-                executions.add(found[0])  # type: ignore[index]
-    return Previous(tuple(sorted(annotations)), tuple(sorted(rois)),
-                    tuple(sorted(executions)))
-
-
-def _is_old(found: tuple[str, str] | None, pipeline_hash: str, keep: str) -> bool:
-    return found is not None and found[1] == pipeline_hash and found[0] != keep
+            oid = int(roi.id.val)
+            if found is not None and found[1] == pipeline_hash and oid not in keep:
+                rois.add(oid)
+                executions.add(found[0])
+    return Previous(
+        tuple(sorted(annotations)), tuple(sorted(rois)), tuple(sorted(executions))
+    )
 
 
 def _text(rtype: Any) -> str:

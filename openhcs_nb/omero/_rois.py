@@ -31,10 +31,11 @@ def mask_rois(
     name: str,
     description: str,
     colour_index: int = 0,
-) -> tuple[list[Any], list[int]]:
-    """ROIs for every object of a ``(t, z, y, x)`` label array, and their labels.
+) -> tuple[list[Any], list[tuple[int, int, int]]]:
+    """One ROI per object of a ``(t, z, y, x)`` label array, with ``(t, z, label)``.
 
-    An object present on several planes gets one mask per plane in one ROI.
+    Pipelines segment plane by plane, so label 5 on z=0 and label 5 on z=1 are
+    different objects: each ``(t, z, label)`` gets its own ROI.
     """
     from omero.rtypes import rdouble, rint, rstring
 
@@ -42,7 +43,8 @@ def mask_rois(
 
     model = load_omero().model
     colour = rgba_int(*_COLOURS[colour_index % len(_COLOURS)])
-    rois: dict[int, Any] = {}
+    rois: list[Any] = []
+    keys: list[tuple[int, int, int]] = []
     for t in range(labels.shape[0]):
         for z in range(labels.shape[1]):
             plane = labels[t, z]
@@ -58,13 +60,11 @@ def mask_rois(
                 mask.bytes = np.packbits(crop.astype(np.uint8).ravel()).tobytes()
                 mask.fillColor = rint(colour)
                 mask.textValue = rstring(f"{name} {label}")
-                roi = rois.get(label)
-                if roi is None:
-                    roi = rois[label] = model.RoiI()
-                    roi.image = model.ImageI(image_id, False)
-                    roi.name = rstring(f"{name} {label}")
-                    roi.description = rstring(description)
+                roi = model.RoiI()
+                roi.image = model.ImageI(image_id, False)
+                roi.name = rstring(f"{name} {label} (t={t}, z={z})")
+                roi.description = rstring(description)
                 roi.addShape(mask)
-    order = sorted(rois)
-    return [rois[label] for label in order], order
-
+                rois.append(roi)
+                keys.append((t, z, label))
+    return rois, keys

@@ -97,6 +97,10 @@ def _map(exc: Exception, what: str, where: str) -> OpenHCSError | None:
             f"{what}: the OMERO session on {where} is no longer valid "
             f"({type(exc).__name__}); log in again and resubmit"
         )
+    if isinstance(exc, (Ice.ConnectFailedException, Ice.DNSException)):
+        return OmeroUnavailableError(
+            f"{what}: cannot connect to OMERO at {where} ({type(exc).__name__})"
+        )
     lost = (Ice.ConnectionLostException, Ice.SocketException, Ice.TimeoutException)
     if isinstance(exc, lost):
         return OmeroUnavailableError(

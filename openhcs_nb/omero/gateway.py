@@ -1,3 +1,4 @@
+# ruff: noqa: N802, N803 - the methods mirror omero-py's own names
 """THE connection calls openhcs-nb makes to OMERO, and nothing more.
 
 Production code talks to omero-py's ``BlitzGateway`` and the Ice service
@@ -179,7 +180,7 @@ def load_omero() -> Any:
     and the server exceptions undefined; ``omero.clients`` registers them all.
     """
     import omero
-    import omero.clients  # noqa: F401 - registers omero.model, omero.sys, errors
+    import omero.clients
 
     return omero
 

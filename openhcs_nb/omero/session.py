@@ -152,11 +152,13 @@ def join_session(
     port: int | None = None,
     *,
     config: Any = None,
+    factory: GatewayFactory | None = None,
 ) -> OmeroSession:
     """Join the OMERO session ``key`` and learn its user and group.
 
     ``config`` is anything :func:`omero_settings` accepts; ``host``/``port``
-    override it.
+    override it. ``factory`` builds the unconnected gateway (default: a real
+    ``BlitzGateway``, or the test double when ``settings.test_double`` is set).
 
     Raises
     ------
@@ -174,13 +176,15 @@ def join_session(
         )
     if not key or not key.strip():
         raise SessionInvalidError("no OMERO session key was given")
-    gateway = _factory(settings)(settings.host, settings.port)
+    gateway = (factory or _factory(settings))(settings.host, settings.port)
     try:
         with translate_errors("joining the OMERO session", settings.where):
             joined = gateway.connect(sUuid=key.strip())
     except OmeroUnavailableError:
+        _quiet_close(gateway)
         raise
     except Exception as exc:
+        _quiet_close(gateway)
         raise OmeroUnavailableError(
             f"cannot reach OMERO at {settings.where}: {type(exc).__name__}: {exc}"
         ) from exc

@@ -60,7 +60,7 @@ class OmeroSettings:
         if self.labels not in LABEL_MODES:
             raise ValueError(f"omero labels must be one of {LABEL_MODES}")
         if self.managed_dir is None and self.data_dir is not None:
-            # OMERO's own default: omero.managed.dir = ${omero.data.dir}/ManagedRepository
+            # OMERO's default: omero.managed.dir = ${omero.data.dir}/ManagedRepository
             object.__setattr__(self, "managed_dir", self.data_dir / "ManagedRepository")
 
     @property

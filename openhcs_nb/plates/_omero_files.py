@@ -97,7 +97,6 @@ class OriginalFiles:
 
     def _no(self, image: OmeroImage, why: str) -> None:
         self.why[image.image_id] = why
-        return None
 
     def _resolve(self, rel: str) -> Path:
         parts = PurePosixPath(rel)
@@ -119,8 +118,11 @@ class OriginalFiles:
                 return self._no(image, f"{ome[0].name} has no series {image.series}")
             series = tif.series[image.series]
             if not _fits(series.get_shape(False), series.dtype, image, whole=True):
-                return self._no(image, f"series {image.series} of {ome[0].name} "
-                                f"{series.shape} {series.dtype} does not match")
+                return self._no(
+                    image,
+                    f"series {image.series} of {ome[0].name} "
+                    f"{series.shape} {series.dtype} does not match",
+                )
             return TiffSeriesSource(tif, image.series, image)
         tiffs = [p for p in paths if _TIFF.search(p.name)]
         if len(tiffs) == 1 and len(paths) == 1:
@@ -158,11 +160,15 @@ class OriginalFiles:
         sizes = (lay.t, len(lay.channels), lay.z, *lay.shape)
         ours = (image.size_t, image.size_c, image.size_z, image.size_y, image.size_x)
         if image.well not in lay.wells or image.field >= lay.fields:
-            return self._no(image, f"{kind} at {root} has no {image.well} field "
-                            f"{image.field}")
+            return self._no(
+                image, f"{kind} at {root} has no {image.well} field {image.field}"
+            )
         if sizes != ours or lay.dtype != image.dtype:
-            return self._no(image, f"{kind} at {root} is {sizes} {lay.dtype}, "
-                            f"the Pixels are {ours} {image.dtype}")
+            return self._no(
+                image,
+                f"{kind} at {root} is {sizes} {lay.dtype}, "
+                f"the Pixels are {ours} {image.dtype}",
+            )
         return PlateFieldSource(plate, image.well, image.field, image)
 
 
@@ -174,7 +180,9 @@ def _zarr_root(paths: list[Path]) -> Path | None:
     return None
 
 
-def _fits(shape: tuple[int, ...], dtype: Any, image: OmeroImage, *, whole: bool) -> bool:
+def _fits(
+    shape: tuple[int, ...], dtype: Any, image: OmeroImage, *, whole: bool
+) -> bool:
     """Same pixel type, a ``(y, x)`` plane, and the whole image (or one plane)."""
     planes = image.size_z * image.size_c * image.size_t if whole else 1
     expected = planes * image.size_x * image.size_y

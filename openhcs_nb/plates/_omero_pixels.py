@@ -127,9 +127,17 @@ class IceSource:
                 return _decode(raw, dtype, (image.size_y, image.size_x))
             return self._tiled(store, z, c, t, dtype)
 
-    def _tiled(self, store: Any, z: int, c: int, t: int, dtype: np.dtype) -> np.ndarray:
+    def _tiled(
+        self,
+        store: Any,
+        z: int,
+        c: int,
+        t: int,
+        dtype: np.dtype,
+        max_bytes: int = MAX_PLANE_BYTES,
+    ) -> np.ndarray:
         image = self._image
-        rows = max(1, MAX_PLANE_BYTES // (image.size_x * dtype.itemsize))
+        rows = max(1, max_bytes // (image.size_x * dtype.itemsize))
         out = np.empty((image.size_y, image.size_x), dtype=np.dtype(image.dtype))
         for y in range(0, image.size_y, rows):
             h = min(rows, image.size_y - y)
@@ -149,7 +157,9 @@ def _decode(raw: bytes, dtype: np.dtype, shape: tuple[int, int]) -> np.ndarray:
             f"RawPixelsStore returned {len(raw)} bytes for a {shape} {dtype} plane "
             f"({expected} expected)"
         )
-    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+    )
 
 
 def stack_planes(source: PixelSource, image: OmeroImage) -> np.ndarray:
@@ -180,8 +190,9 @@ class TiffSeriesSource:
         self._image = image
         axes = self._series.get_axes(False)
         shape = self._series.get_shape(False)
-        self._plane_axes = [(a, n) for a, n in zip(axes, shape, strict=True)
-                            if a not in "YXS"]
+        self._plane_axes = [
+            (a, n) for a, n in zip(axes, shape, strict=True) if a not in "YXS"
+        ]
         self._pages = self._series.pages
 
     def _page(self, z: int, c: int, t: int) -> Any:
@@ -193,12 +204,14 @@ class TiffSeriesSource:
 
     def plane(self, z: int, c: int, t: int) -> np.ndarray:
         """One page, squeezed to ``(y, x)``."""
-        data = np.asarray(self._page(z, c, t).asarray())
+        data = np.asarray(self._page(z, c, t).asarray(maxworkers=1))
         return data.reshape(self._image.size_y, self._image.size_x)
 
     def field(self) -> np.ndarray:
         """The whole series, reordered to ``(t, c, z, y, x)``."""
-        data = self._series.asarray()
+        # One thread: a worker process owns one core; tifffile's default pool of
+        # threads made this 3-6x slower on a 2-core machine.
+        data = self._series.asarray(maxworkers=1)
         axes = self._series.axes
         for axis in "TCZ":
             if axis not in axes:

@@ -23,6 +23,7 @@ query as the user, once per process (:func:`reopen_omero_plate` is cached).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
@@ -35,21 +36,15 @@ import numpy as np
 
 from openhcs_nb.errors import PlateError, UnknownPlateError
 from openhcs_nb.omero.errors import (
-    NotAuthorizedError,
     SessionInvalidError,
     translate_errors,
 )
-from openhcs_nb.omero.gateway import ALL_GROUPS, load_omero, parameters
 from openhcs_nb.omero.session import OmeroSession, find_session_key, join_session
 from openhcs_nb.omero.settings import OmeroSettings, omero_settings
 from openhcs_nb.plates._omero_files import OriginalFiles
 from openhcs_nb.plates._omero_meta import (
-    FILES_QUERY,
-    PLATE_QUERY,
     OmeroImage,
     PlateMeta,
-    fileset_files,
-    plate_meta,
 )
 from openhcs_nb.plates._omero_pixels import (
     IceSource,
@@ -57,6 +52,7 @@ from openhcs_nb.plates._omero_pixels import (
     RomioSource,
     romio_path,
 )
+from openhcs_nb.plates._omero_query import load_plate_meta
 from openhcs_nb.plates.model import Plate, WellImages
 
 _REF = re.compile(r"^omero:(\d+)(?:\?acquisition=(\d+))?$")
@@ -201,7 +197,9 @@ class OmeroPlate(Plate):
                 reasons.append(f"romio: no buffer of the right size at {file}")
                 return None
             return RomioSource(file, image)
-        return IceSource(image, self._ice_store_for(image), self._ice_lock, self._errors)
+        return IceSource(
+            image, self._ice_store_for(image), self._ice_lock, self._errors
+        )
 
     def _errors(self, what: str) -> AbstractContextManager[None]:
         return translate_errors(what, self.session.where)
@@ -283,67 +281,11 @@ class OmeroPlate(Plate):
             self._originals.close()
         with self._ice_lock:
             if self._store is not None:
-                try:
+                with contextlib.suppress(Exception):  # the session may be gone
                     self._store.close()
-                except Exception:  # the session may be gone already
-                    pass
                 self._store = None
         if self._owns_session:
             self.session.close()
-
-
-def load_plate_meta(
-    session: OmeroSession, plate_id: int, acquisition: int | None = None
-) -> PlateMeta:
-    """Run the plate and files queries as the session's user and map them.
-
-    Raises
-    ------
-    UnknownPlateError
-        No plate with that id exists.
-    NotAuthorizedError
-        The plate exists but the user may not read it.
-    SessionInvalidError
-        The session expired.
-    PlateError
-        The plate's images cannot be mapped onto a layout.
-    """
-    query = session.gateway.getQueryService()
-    what = f"reading OMERO plate {plate_id} as {session.user_name}"
-    with translate_errors(what, session.where):
-        found = query.findAllByQuery(PLATE_QUERY, parameters(pid=plate_id), ALL_GROUPS)
-        if not found:
-            _explain_missing(session, plate_id)
-        meta = plate_meta(found[0], acquisition, {})
-        fileset_ids = sorted(
-            {i.fileset_id for i in meta.images.values() if i.fileset_id is not None}
-        )
-        entries = (
-            query.findAllByQuery(FILES_QUERY, parameters(ids=fileset_ids), ALL_GROUPS)
-            if fileset_ids
-            else []
-        )
-    return dataclasses.replace(meta, files=fileset_files(entries))
-
-
-def _explain_missing(session: OmeroSession, plate_id: int) -> None:
-    """Tell "does not exist" from "not yours": ``IQuery.get`` differs for them."""
-    omero = load_omero()
-    try:
-        session.gateway.getQueryService().get("Plate", plate_id, ALL_GROUPS)
-    except omero.SecurityViolation as exc:
-        raise NotAuthorizedError(
-            f"OMERO user {session.user_name!r} may not read plate {plate_id} on "
-            f"{session.where} (it is in a group they cannot see); nothing was read"
-        ) from exc
-    except (omero.ValidationException, omero.ApiUsageException) as exc:
-        raise UnknownPlateError(
-            f"no OMERO plate with id {plate_id} on {session.where}"
-        ) from exc
-    raise UnknownPlateError(
-        f"OMERO plate {plate_id} on {session.where} returned nothing to "
-        f"{session.user_name!r}"
-    )
 
 
 def open_omero_plate(
@@ -411,3 +353,13 @@ def reopen_omero_plate(handle: OmeroPlateHandle) -> OmeroPlate:
         session.close()
         raise
     return OmeroPlate(handle.ref, meta, session, owns_session=True)
+
+
+__all__ = [
+    "OmeroPlate",
+    "OmeroPlateHandle",
+    "load_plate_meta",
+    "open_omero_plate",
+    "parse_ref",
+    "reopen_omero_plate",
+]

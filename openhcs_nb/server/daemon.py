@@ -229,7 +229,10 @@ class Server:
             return
         if out is not None:
             reply, reply_buffers = out
-            self.send_reply(identity, reply, reply_buffers)
+            try:
+                self.send_reply(identity, reply, reply_buffers)
+            except ProtocolError as exc:  # e.g. a reply over the size limit
+                self.send_reply(identity, error_reply(exc, msg.rid))
 
     # -- sending (loop thread) ------------------------------------------------------
 

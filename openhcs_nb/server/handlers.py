@@ -28,6 +28,7 @@ from openhcs_nb.protocol import (
     ClientMessage,
     ExecutionsReply,
     Fetch,
+    Finished,
     Hello,
     HelloReply,
     PlateInfoReply,
@@ -55,6 +56,7 @@ from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.jobs import (
     TERMINAL_STATES,
     ExecutionRecord,
+    ExecutionState,
     ExecutionTrigger,
     UnknownExecutionError,
 )
@@ -216,9 +218,7 @@ class Handlers:
                 )
             except (OpenHCSError, PlateError) as exc:
                 log.warning("execution %s cannot resume: %s", execution_id, exc)
-                self.store.set_execution_state(
-                    execution_id, ExecutionTrigger.FAIL, error=str(exc)
-                )
+                self._fail(record, f"cannot resume after a restart: {exc}")
                 continue
             pending = self.store.pending_wells(execution_id)
             active = _active(execution_id, plan, self.results_root / execution_id, 0)
@@ -227,6 +227,26 @@ class Handlers:
             active.preview_size = int(record.options.get("preview_size", 256))
             log.info("execution %s resumes: %d wells left", execution_id, len(pending))
             self.scheduler.enqueue(active)
+
+    def _fail(self, record: ExecutionRecord, error: str) -> None:
+        event = draft(
+            "finished",
+            lambda seq, now: Finished(
+                execution_id=record.id,
+                seq=seq,
+                time=now,
+                state="failed",
+                done=record.done,
+                failed=record.failed,
+                total=record.total,
+                error=error,
+            ),
+        )
+        stored = self.store.set_execution_state(
+            record.id, ExecutionTrigger.FAIL, error=error, event=event
+        )
+        if stored is not None:
+            self.server.publish(stored)
 
     def _preview(self, msg: Preview, identity: bytes) -> None:
         pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
@@ -275,7 +295,7 @@ class Handlers:
             self.audit.record(
                 user=user, action="cancel", outcome="ok", execution_id=record.id
             )
-        state = self._own(msg.execution_id, user).state.value
+        state = wire_state(self._own(msg.execution_id, user).state)
         return CancelReply(rid=msg.rid, execution_id=msg.execution_id, state=state)
 
     def _fetch(self, msg: Fetch, user: str) -> Out:
@@ -294,10 +314,15 @@ class Handlers:
             stored,
             record.last_seq,
             complete,
-            record.state.value,
+            wire_state(record.state),
             swap,
         )
         return reply, buffers
+
+
+def wire_state(state: ExecutionState) -> str:
+    """The protocol's name of a stored state (the store says finished, the wire done)."""
+    return "done" if state is ExecutionState.FINISHED else state.value
 
 
 def info_of(record: ExecutionRecord) -> ExecutionInfo:
@@ -305,7 +330,7 @@ def info_of(record: ExecutionRecord) -> ExecutionInfo:
     return ExecutionInfo(
         execution_id=record.id,
         plate=record.plate,
-        state=record.state.value,
+        state=wire_state(record.state),
         user=record.user,
         submitted_at=record.submitted_at,
         started_at=record.started_at,

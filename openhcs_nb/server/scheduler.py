@@ -375,7 +375,7 @@ class Scheduler:
                 execution_id=active.id,
                 seq=seq,
                 time=now,
-                state="finished",
+                state="done",
                 done=record.done,
                 failed=record.failed,
                 total=record.total,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import ipywidgets as widgets
 import numpy as np
@@ -256,9 +257,10 @@ def test_when_an_older_preview_returns_late_then_it_is_dropped():
     controls(blur)["sigma"].value = 3.0
     assert conn.started[first].wait(10)  # the slow request is on the server
     controls(blur)["sigma"].value = 4.0
-    deadline = threading.Event()
-    while len(conn.calls) < first + 2:
-        deadline.wait(0.01)
+    deadline = time.monotonic() + 30
+    while len(conn.calls) < first + 2:  # the newer request reached the server
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
     conn.gates[first].set()
     assert builder.wait_preview(30)
     assert builder.preview.last_result.objects == first + 1  # the newer one

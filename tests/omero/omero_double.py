@@ -1,3 +1,4 @@
+# ruff: noqa: N803, N806 - the methods mirror omero-py's own names
 """A THIN test double of the OMERO connection calls listed in
 ``openhcs_nb/omero/gateway.py`` -- and nothing else.
 
@@ -27,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import omero
-import omero.clients  # noqa: F401 - registers model classes and exceptions
+import omero.clients
 import omero.gateway
 import omero.grid
 from omero.rtypes import rint, rlong, rstring, unwrap
@@ -54,6 +55,8 @@ class DoubleServer:
         self.calls: list[str] = []
         self.closes: list[bool] = []
         self.plane_calls = 0
+        #: call name -> how many of the next such calls fail with a lost connection
+        self.fail_next: dict[str, int] = {}
         log = self.doc.get("writes_log")
         self.log_path = self.root / log if log else None
 
@@ -177,7 +180,7 @@ class DoubleQuery:
         user = self.gw.current_user("findAllByQuery")
         server = self.gw.server
         values = {k: unwrap(v) for k, v in params.map.items()}
-        head = query.split(" from ", 1)[1].split()[0]
+        head = query.split(" from ", 1)[1].split(maxsplit=1)[0]
         if head == "Plate":
             rec = server.plates.get(values["pid"])
             if rec is None or not server.can_read(user, rec["group"]):
@@ -228,10 +231,20 @@ class DoubleUpdate:
                 raise omero.SecurityViolation(
                     message=f"Cannot link to ome.model.screen.Plate:Id_{plate['id']}"
                 )
-            self._store(obj.child)
+            if obj.child.isLoaded():
+                self._store(obj.child)
+            else:  # a link to a saved annotation: fetch joins return it loaded
+                obj.child = server.saved[unwrap(obj.child.id)]
             server.links.append(obj)
-            server.record("link", plate=plate["id"], child=unwrap(obj.child.id),
-                          ns=unwrap(obj.child.ns), cls=type(obj.child).__name__)
+            child = obj.child
+            ns = unwrap(child.ns) if child.isLoaded() else None
+            server.record(
+                "link",
+                plate=plate["id"],
+                child=unwrap(child.id),
+                ns=ns,
+                cls=type(child).__name__,
+            )
             return obj
         if isinstance(obj, omero.model.RoiI):
             for shape in obj.copyShapes():
@@ -264,8 +277,12 @@ class DoubleTable:
         self.closed = False
 
     def initialize(self, cols: list[Any], _ctx: Any = None) -> None:
-        self.columns = [type(c)(c.name, c.description, *([c.size] if hasattr(c, "size")
-                                                         else []), []) for c in cols]
+        self.columns = [
+            type(c)(
+                c.name, c.description, *([c.size] if hasattr(c, "size") else []), []
+            )
+            for c in cols
+        ]
 
     def addData(self, cols: list[Any], _ctx: Any = None) -> None:
         for mine, theirs in zip(self.columns, cols, strict=True):
@@ -279,9 +296,13 @@ class DoubleTable:
         self.closed = True
         self.server.tables[unwrap(self.file.id)] = self
         rows = len(self.columns[0].values) if self.columns else 0
-        self.server.record("table", file=unwrap(self.file.id), name=self.name,
-                           columns=[(type(c).__name__, c.name) for c in self.columns],
-                           rows=rows)
+        self.server.record(
+            "table",
+            file=unwrap(self.file.id),
+            name=self.name,
+            columns=[(type(c).__name__, c.name) for c in self.columns],
+            rows=rows,
+        )
 
 
 class DoubleShared:
@@ -330,13 +351,26 @@ class DoublePixels:
 class DoubleGateway:
     """The ``BlitzGateway`` calls of ``gateway.Gateway``, answered by the double."""
 
-    def __init__(self, server: DoubleServer, host: str, port: int) -> None:
+    def __init__(
+        self,
+        server: DoubleServer,
+        host: str,
+        port: int,
+        username: str | None = None,
+        passwd: str | None = None,
+    ) -> None:
         self.server = server
         self.host, self.port = host, port
         self.key: str | None = None
+        self._login = (username, passwd)
 
     def current_user(self, call: str) -> dict[str, Any]:
         self.server.calls.append(call)
+        if self.server.fail_next.get(call, 0) > 0:
+            import Ice
+
+            self.server.fail_next[call] -= 1
+            raise Ice.ConnectionLostException()
         if self.key is None:
             raise omero.ClientError("not connected")
         try:
@@ -348,6 +382,12 @@ class DoubleGateway:
 
     def connect(self, sUuid: str | None = None) -> bool:
         self.server.calls.append("connect")
+        user, password = self._login
+        if sUuid is None and user is not None:
+            if self.server.doc.get("passwords", {}).get(user) != password:
+                return False
+            sUuid = f"{user}-login-{next(self.server.ids)}"
+            self.server.sessions[sUuid] = user
         if not sUuid or self.server.sessions.get(sUuid) is None:
             return False
         self.key = sUuid
@@ -357,9 +397,12 @@ class DoubleGateway:
         user = self.current_user("getEventContext")
         group = user["groups"][0]
         return omero.sys.EventContext(
-            userId=user["id"], userName=user["name"], groupId=group,
+            userId=user["id"],
+            userName=user["name"],
+            groupId=group,
             groupName=self.server.doc["groups"][str(group)]["name"],
-            sessionUuid=self.key, memberOfGroups=user["groups"],
+            sessionUuid=self.key,
+            memberOfGroups=user["groups"],
         )
 
     def getQueryService(self) -> DoubleQuery:
@@ -382,8 +425,15 @@ class DoubleGateway:
             return None
         return omero.gateway.PlateWrapper(self, self.server.plate_graph(oid, user))
 
-    def deleteObjects(self, graph_spec, obj_ids, deleteAnns=False,
-                      deleteChildren=False, dryRun=False, wait=False) -> None:
+    def deleteObjects(
+        self,
+        graph_spec,
+        obj_ids,
+        deleteAnns=False,
+        deleteChildren=False,
+        dryRun=False,
+        wait=False,
+    ) -> None:
         self.current_user("deleteObjects")
         doomed = set(obj_ids)
         with self.server.lock:
@@ -394,8 +444,9 @@ class DoubleGateway:
                 self.server.saved.pop(oid, None)
         self.server.record("delete", spec=graph_spec, ids=sorted(doomed))
 
-    def createFileAnnfromLocalFile(self, localPath, origFilePathAndName=None,
-                                   mimetype=None, ns=None, desc=None) -> Any:
+    def createFileAnnfromLocalFile(
+        self, localPath, origFilePathAndName=None, mimetype=None, ns=None, desc=None
+    ) -> Any:
         self.current_user("createFileAnnfromLocalFile")
         name = Path(origFilePathAndName or localPath).name
         original = omero.model.OriginalFileI(next(self.server.ids), True)
@@ -417,12 +468,23 @@ class DoubleGateway:
         self.key = None
 
 
-def gateway_factory(description: Path) -> Any:
-    """The factory the test seam calls: one server state per process."""
-    server = DoubleServer(description)
+def factory_for(server: DoubleServer) -> Any:
+    """A gateway factory (what ``join_session(factory=...)`` takes) on ``server``."""
 
     def make(host: str, port: int) -> DoubleGateway:
         return DoubleGateway(server, host, port)
 
     make.server = server  # type: ignore[attr-defined] - tests inspect the state
     return make
+
+
+_SERVERS: dict[str, DoubleServer] = {}
+
+
+def gateway_factory(description: Path) -> Any:
+    """The factory the test seam calls: one server state per description per
+    process, so a server process's sessions all see the same "database"."""
+    key = str(Path(description).resolve())
+    if key not in _SERVERS:
+        _SERVERS[key] = DoubleServer(Path(description))
+    return factory_for(_SERVERS[key])

@@ -143,7 +143,12 @@ def _plate(
             sample_id += 1
             entries.append({"id": sample_id, "image": image_id, "acquisition": acq})
         well_list.append(
-            {"id": plate_id * 100 + index, "row": row, "column": col, "samples": entries}
+            {
+                "id": plate_id * 100 + index,
+                "row": row,
+                "column": col,
+                "samples": entries,
+            }
         )
     return {
         "id": plate_id,
@@ -170,7 +175,10 @@ def _ome_tiff_plate(b: Builder) -> None:
     mapping: dict[tuple[int, int], list[tuple[int, int | None]]] = {}
     for well, field_ in placed:
         record, data = b.image(
-            {"t": 1, "c": 2, "z": 2}, "uint16", ["DAPI", "GFP"], fileset=5001,
+            {"t": 1, "c": 2, "z": 2},
+            "uint16",
+            ["DAPI", "GFP"],
+            fileset=5001,
             series=series_of[(well, field_)],
         )
         arrays[record["series"]] = data
@@ -221,7 +229,10 @@ def _romio_plate(b: Builder) -> None:
     for run in (61, 62):
         for well in ((0, 0), (0, 1)):
             record, data = b.image(
-                {"t": 2, "c": 3, "z": 1}, "float32", ["a", "b", "c"], fileset=5003,
+                {"t": 2, "c": 3, "z": 1},
+                "float32",
+                ["a", "b", "c"],
+                fileset=5003,
                 pixels_id=next(pixel_ids),
             )
             mapping.setdefault(well, []).append((record["id"], run))
@@ -251,8 +262,12 @@ def _zarr_plate(b: Builder) -> None:
             )
             mapping.setdefault((0, col - 1), []).append((record["id"], None))
             write_image(
-                data, group.require_group(str(field_)), scale_factors=(), fmt=fmt,
-                axes="tczyx", storage_options={"chunks": (1, 1, 1, SIZE, SIZE)},
+                data,
+                group.require_group(str(field_)),
+                scale_factors=(),
+                fmt=fmt,
+                axes="tczyx",
+                storage_options={"chunks": (1, 1, 1, SIZE, SIZE)},
             )
     files = sorted(p for p in root_path.rglob("*") if p.is_file())
     b.add_fileset(5004, files)
@@ -277,7 +292,11 @@ def _readonly_plate(b: Builder) -> None:
     folder = b.root / "ManagedRepository" / ALICE_DIR / "plain"
     folder.mkdir(parents=True)
     record, data = b.image(
-        {"t": 1, "c": 2, "z": 3}, "uint16", ["DAPI", "GFP"], fileset=5006, group=11,
+        {"t": 1, "c": 2, "z": 3},
+        "uint16",
+        ["DAPI", "GFP"],
+        fileset=5006,
+        group=11,
         order="XYCZT",
     )
     pages = [data[0, c, z] for z in range(3) for c in range(2)]  # C fastest
@@ -285,16 +304,23 @@ def _readonly_plate(b: Builder) -> None:
     tifffile.imwrite(path, np.stack(pages))
     b.add_fileset(5006, [path])
     b.plates.append(
-        _plate(106, "read-only plate", {(0, 0): [(record["id"], None)]}, group=11,
-               owner=5)
+        _plate(
+            106, "read-only plate", {(0, 0): [(record["id"], None)]}, group=11, owner=5
+        )
     )
 
 
 def build_fixture(root: Path) -> Path:
     """Write the repository under ``root``; return the description file."""
     b = Builder(root)
-    for step in (_ome_tiff_plate, _imagexpress_plate, _romio_plate, _zarr_plate,
-                 _alice_plate, _readonly_plate):
+    for step in (
+        _ome_tiff_plate,
+        _imagexpress_plate,
+        _romio_plate,
+        _zarr_plate,
+        _alice_plate,
+        _readonly_plate,
+    ):
         step(b)
     description = {
         "kind": "openhcs-nb-omero-test-double",

@@ -93,7 +93,7 @@ def test_when_plate_runs_remotely_then_results_are_bit_identical_to_local(
 ):
     sub = submit(client, default_pipeline())
     events, reply = wait_finished(client, sub.execution_id)
-    assert reply.state == "finished"
+    assert reply.state == "done"
     seqs = [e.seq for e, _, _ in events]
     assert seqs == list(range(1, len(seqs) + 1)), "events must be gap-free"
     done = {e.well: e for e, _, _ in events if isinstance(e, WellDone)}

@@ -41,7 +41,7 @@ def test_when_killed_mid_run_then_restart_keeps_finished_wells_and_completes(
     client = RawClient(server.address, server.event_address)
     try:
         events, reply = wait_finished(client, sub.execution_id, timeout=120)
-        assert reply.state == "finished", server.log()
+        assert reply.state == "done", server.log()
         seqs = [e.seq for e, _, _ in events]
         assert seqs == list(range(1, len(seqs) + 1))
         wells = [e.well for e, _, _ in events if isinstance(e, WellDone)]
@@ -66,7 +66,7 @@ def test_when_sigterm_mid_run_then_exit_is_clean_and_restart_resumes(server_fact
     client = RawClient(server.address, server.event_address)
     try:
         events, reply = wait_finished(client, sub.execution_id, timeout=120)
-        assert reply.state == "finished"
+        assert reply.state == "done"
         assert sorted(done_wells(events)) == sorted(sub.wells)
     finally:
         client.close()

@@ -1,0 +1,299 @@
+"""The ``%openhcs_*`` magics: connect, build a pipeline cell by cell, run, watch.
+
+Options are parsed with ``IPython.core.magic_arguments`` so ``%openhcs_run?``
+shows the help. Mistakes a user can fix (an unknown function, a bad parameter,
+an unknown plate, no connection) are reported as one-line ``UsageError``s, never
+a traceback; failures on the server raise :class:`RemoteError`, whose IPython
+rendering shows the remote traceback. State (the connection, the demo server,
+the last plate and run) lives on the magics instance, one per shell.
+"""
+
+from __future__ import annotations
+
+import ast
+import atexit
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.display import HTML, display
+
+from openhcs_nb.errors import PipelineCodeError, PipelineError
+from openhcs_nb.jupyter._magic_args import key_values, plate_ref, well_range
+
+
+@magics_class
+class OpenHCSMagics(Magics):
+    """Magics bound to one IPython shell."""
+
+    def __init__(self, shell: Any):
+        super().__init__(shell)
+        self.connection: Any = None
+        self.server: Any = None
+        self.plate: str | None = None
+        self.pipeline_name: str | None = None
+        self.last_run: Any = None
+
+    # -- connection ----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("address", nargs="?", help="tcp://host:port of the server")
+    @argument("--server-key", help="the server's public key file (CurveZMQ)")
+    @argument("--demo", action="store_true", help="start a local demo server")
+    @line_magic
+    def openhcs_connect(self, line: str) -> Any:
+        """Connect to an openhcs-nb execution server (or start the demo one)."""
+        args = parse_argstring(self.openhcs_connect, line)
+        from openhcs_nb.client import connect
+
+        if args.demo:
+            address = self._start_demo()
+            self.plate = self.plate or "demo"
+        elif args.address:
+            address = args.address
+        else:
+            raise UsageError("give a server address (tcp://host:port) or --demo")
+        if self.connection is not None:
+            self.connection.close()
+        try:
+            self.connection = connect(address, server_key=args.server_key)
+        except OSError as exc:
+            raise UsageError(f"cannot connect to {address}: {exc}") from None
+        return self.connection
+
+    def _start_demo(self) -> str:
+        if self.server is None or not self.server.running:
+            from openhcs_nb.server.local import LocalServer
+
+            self.server = LocalServer(
+                ["--demo", "--port", "0", "--log-level", "WARNING"]
+            )
+            self.server.start()
+            atexit.register(self.server.stop)
+        return self.server.address
+
+    def _conn(self) -> Any:
+        if self.connection is None:
+            raise UsageError(
+                "not connected: run %openhcs_connect tcp://host:port "
+                "(or %openhcs_connect --demo) first"
+            )
+        return self.connection
+
+    # -- pipelines -----------------------------------------------------------------
+
+    @magic_arguments()
+    @argument("name", help="variable that receives the pipeline")
+    @cell_magic
+    def openhcs_pipeline(self, line: str, cell: str) -> Any:
+        """Load the cell (pipeline code) with the safe loader into ``name``."""
+        from openhcs_nb.pipeline import load_pipeline
+
+        args = parse_argstring(self.openhcs_pipeline, line)
+        try:
+            pipeline = load_pipeline(cell)
+        except PipelineCodeError as exc:
+            raise UsageError(f"pipeline code refused: {exc}") from None
+        self.shell.user_ns[args.name] = pipeline
+        self.pipeline_name = args.name
+        return pipeline
+
+    @magic_arguments()
+    @argument("name", help="pipeline variable (created when missing)")
+    @argument("function", help="catalogue function, e.g. gaussian_blur")
+    @argument("params", nargs="*", help="key=value parameters")
+    @argument("--step", help="step name (default: the function name)")
+    @argument("--channel", help="only this channel (name or 0-based index)")
+    @argument("--vary", help="variable components, comma separated (e.g. channel)")
+    @argument("--append", action="store_true", help="chain onto the step if it exists")
+    @line_magic
+    def openhcs_step(self, line: str) -> Any:
+        """Append a step to a pipeline, or replace the step of the same name."""
+        from openhcs_nb.functions import builtin_catalogue
+        from openhcs_nb.pipeline import Pipeline, Step
+
+        args = parse_argstring(self.openhcs_step, line)
+        catalogue = builtin_catalogue()
+        if args.function not in catalogue:
+            known = ", ".join(sorted(catalogue))
+            raise UsageError(f"unknown function {args.function!r}; known: {known}")
+        existing = self.shell.user_ns.get(args.name)
+        if existing is not None and not isinstance(existing, Pipeline):
+            raise UsageError(
+                f"{args.name!r} is a {type(existing).__name__}, not a Pipeline"
+            )
+        pipeline = existing or Pipeline(args.name)
+        call = (catalogue[args.function], key_values(args.params))
+        name = args.step or args.function
+        pattern: Any = call
+        if args.append and name in {s.name for s in pipeline.steps}:
+            old = pipeline.step(name)
+            chain = list(old.chains[0][1]) + []
+            pattern = [(c.function, c.kwargs_dict()) for c in chain] + [call]
+        options: dict[str, Any] = {"name": name}
+        if args.channel is not None:
+            key = int(args.channel) if args.channel.isdigit() else args.channel
+            pattern = {key: pattern}
+            options["group_by"] = "channel"
+        if args.vary:
+            options["variable_components"] = [v.strip() for v in args.vary.split(",")]
+        try:
+            pipeline = pipeline.with_step(Step(pattern, **options))
+        except PipelineError as exc:
+            raise UsageError(str(exc)) from None
+        self.shell.user_ns[args.name] = pipeline
+        self.pipeline_name = args.name
+        return pipeline
+
+    def _pipeline(self, name: str | None) -> Any:
+        from openhcs_nb import default_pipeline
+        from openhcs_nb.pipeline import Pipeline
+
+        name = name or self.pipeline_name
+        if name is None:
+            return default_pipeline()
+        value = self.shell.user_ns.get(name)
+        if not isinstance(value, Pipeline):
+            raise UsageError(f"no pipeline called {name!r} in this notebook")
+        return value
+
+    # -- running -------------------------------------------------------------------
+
+    @magic_arguments()
+    @argument(
+        "options",
+        nargs="*",
+        help="plate=<id|path|demo> pipeline=<var> viewer=inline|napari|none wells=A01:B12",
+    )
+    @argument("--out", default="_openhcs", help="variable that receives the execution")
+    @line_magic
+    def openhcs_run(self, line: str) -> Any:
+        """Run a pipeline on a plate; returns at once and shows progress live."""
+        args = parse_argstring(self.openhcs_run, line)
+        opts = key_values(args.options, strings=True)
+        unknown = set(opts) - {"plate", "pipeline", "viewer", "wells"}
+        if unknown:
+            raise UsageError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        conn = self._conn()
+        plate = plate_ref(str(opts.get("plate", self.plate or "")))
+        if not plate:
+            raise UsageError("which plate? give plate=<id|path|demo>")
+        viewer = str(opts.get("viewer", "inline"))
+        if viewer not in {"inline", "napari", "none"}:
+            raise UsageError(f"viewer must be inline, napari or none, not {viewer!r}")
+        pipeline = self._pipeline(opts.get("pipeline"))
+        info = self._plate_info(conn, plate)
+        wells = well_range(str(opts["wells"]), info.wells) if "wells" in opts else None
+        run = conn.submit(pipeline, plate, wells)
+        self.plate, self.last_run = plate, run
+        self.shell.user_ns[args.out] = run
+        self._show(run, info, viewer)
+        return None
+
+    def _plate_info(self, conn: Any, plate: str) -> Any:
+        from openhcs_nb.client import RemoteUnknownPlate
+
+        try:
+            return conn.plate_info(plate)
+        except RemoteUnknownPlate as exc:
+            raise UsageError(f"unknown plate {plate!r}: {exc.message}") from None
+
+    def _show(self, run: Any, info: Any, viewer: str) -> None:
+        from openhcs_nb.jupyter.run_panel import RunPanel
+
+        display(RunPanel(run))
+        if viewer == "inline":
+            from openhcs_nb.jupyter.viewer import PlateViewer, preview_fetcher
+
+            display(PlateViewer(info, fetch_well=preview_fetcher(run)).follow(run))
+        elif viewer == "napari":
+            from openhcs_nb.jupyter.napari_view import show_napari
+
+            show_napari(run)
+
+    @magic_arguments()
+    @argument(
+        "options", nargs="*", help="well=B03 upto=2 site=0 pipeline=<var> plate=<ref>"
+    )
+    @line_magic
+    def openhcs_preview(self, line: str) -> Any:
+        """Show one field before and after the first ``upto`` steps, from the server."""
+        from openhcs_nb.jupyter._images import preview_figure
+
+        args = parse_argstring(self.openhcs_preview, line)
+        opts = key_values(args.options)
+        conn = self._conn()
+        plate = plate_ref(str(opts.get("plate", self.plate or "")))
+        if not plate:
+            raise UsageError("which plate? give plate=<id|path|demo>")
+        if "well" not in opts:
+            raise UsageError("which well? give well=B03")
+        pipeline = self._pipeline(opts.get("pipeline"))
+        upto = opts.get("upto")
+        if upto is not None and not (
+            isinstance(upto, int) and 0 <= upto <= len(pipeline)
+        ):
+            raise UsageError(f"upto must be 0..{len(pipeline)}, got {upto!r}")
+        self._plate_info(conn, plate)
+        result = conn.preview(
+            pipeline, plate, str(opts["well"]), upto=upto, site=int(opts.get("site", 0))
+        )
+        self.plate = plate
+        display(preview_figure(result))
+        return result
+
+    # -- managing runs ---------------------------------------------------------------
+
+    @line_magic
+    def openhcs_status(self, line: str) -> None:
+        """List this user's executions on the server."""
+        from openhcs_nb.client._html import executions_table
+
+        display(HTML(executions_table(self._conn().executions())))
+
+    @magic_arguments()
+    @argument("execution_id", nargs="?", help="default: the last run of this notebook")
+    @line_magic
+    def openhcs_cancel(self, line: str) -> str:
+        """Cancel an execution (queued wells are dropped, running ones stopped)."""
+        args = parse_argstring(self.openhcs_cancel, line)
+        target = args.execution_id or (self.last_run.id if self.last_run else None)
+        if target is None:
+            raise UsageError("nothing to cancel: give an execution id")
+        return self._conn().cancel(target)
+
+    @magic_arguments()
+    @argument("execution_id", help="an id from %%openhcs_status")
+    @argument("--out", default="_openhcs", help="variable that receives the execution")
+    @argument("--viewer", default="inline", help="inline, napari or none")
+    @line_magic
+    def openhcs_attach(self, line: str) -> Any:
+        """Re-attach to an execution, e.g. after a kernel restart."""
+        from openhcs_nb.client import RemoteUnknownExecution
+
+        args = parse_argstring(self.openhcs_attach, line)
+        conn = self._conn()
+        try:
+            run = conn.attach(args.execution_id)
+        except RemoteUnknownExecution:
+            raise UsageError(
+                f"no execution {args.execution_id!r} on this server"
+            ) from None
+        self.last_run = run
+        self.shell.user_ns[args.out] = run
+        self._show(run, self._plate_info(conn, run.plate), args.viewer)
+        return None
+
+
+def register(ipython: Any) -> None:
+    """Register the magics on ``ipython`` (called by ``%load_ext openhcs_nb``)."""
+    ipython.register_magics(OpenHCSMagics(ipython))
+
+
+def parse_literal(text: str) -> Any:
+    """A Python literal when ``text`` is one, else the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
