@@ -7,9 +7,9 @@ finished well's preview images and labels as layers named ``"B03 DAPI"`` and
 Threads: ``execution.on_well`` runs on the client's callback thread and only
 puts the event on a queue; a napari ``thread_worker`` generator drains the
 queue, and its ``yielded`` signal delivers each event on the Qt main thread,
-where layers are added. Failed wells are listed in the canvas's text
-overlay (the status bar is overwritten by napari itself). The generator ends when the execution ends or the
-viewer window is destroyed.
+where layers are added. Failed wells are listed in the canvas's text overlay
+(napari itself overwrites the status bar). The generator ends when the
+execution ends or the viewer window is destroyed.
 
 napari needs a display: on Linux without ``DISPLAY`` or ``WAYLAND_DISPLAY`` a
 :class:`NoDisplayError` points to the inline viewer instead.

@@ -12,8 +12,9 @@ Where images come from is pluggable and separate from the transport:
 - the previews streamed in each ``WellEvent`` (``"image/<ch>"``,
   ``"labels/<name>"``), kept per well as they arrive; or
 - ``fetch_well(well, field) -> {name: array}``, called on a background thread
-  when the user picks a well or field (e.g. :func:`preview_fetcher`, or a
-  full-resolution fetch).
+  when the user picks a well or field: :func:`preview_fetcher` (a server-side
+  preview of any well and field) or :func:`full_resolution_fetcher` (the full
+  size images of a finished well).
 
 Threads: ``follow`` registers callbacks that run on the client's thread; they
 only queue. A :class:`~._writer.CoalescingWriter` applies the queue in batches
@@ -359,5 +360,22 @@ def preview_fetcher(
             pipeline, plate, well, site=field, max_size=max_size
         )
         return result.images
+
+    return fetch
+
+
+def full_resolution_fetcher(execution: Any) -> FetchWell:
+    """``fetch_well`` that fetches a finished well's full-size images.
+
+    Backed by ``execution.fetch_full(well)``; results keep the first field
+    only, so other fields raise ``LookupError`` (shown in the viewer).
+    """
+
+    def fetch(well: str, field: int) -> Mapping[str, np.ndarray]:
+        if field != 0:
+            raise LookupError(
+                f"results keep field 0 only; field {field} of {well} was not stored"
+            )
+        return execution.fetch_full(well)
 
     return fetch

@@ -90,9 +90,11 @@ def omero_settings(
         for name in known
         if getattr(section, name, None) is not None
     }
-    for name in ("pixel_paths",):
-        if name in values:
-            values[name] = tuple(values[name])
+    paths = values.get("pixel_paths")
+    if isinstance(paths, str):  # the server config writes "original,romio,ice"
+        values["pixel_paths"] = tuple(p.strip() for p in paths.split(",") if p.strip())
+    elif paths is not None:
+        values["pixel_paths"] = tuple(paths)
     return OmeroSettings(**values)
 
 

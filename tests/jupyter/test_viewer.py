@@ -20,7 +20,12 @@ from openhcs_nb.jupyter._images import (
     pack_planes,
     split_planes,
 )
-from openhcs_nb.jupyter.viewer import STATIC, PlateViewer, preview_fetcher
+from openhcs_nb.jupyter.viewer import (
+    STATIC,
+    PlateViewer,
+    full_resolution_fetcher,
+    preview_fetcher,
+)
 from openhcs_nb.plates.model import PlateLayout
 
 SMALL = "small.ome.zarr"
@@ -368,3 +373,19 @@ def test_when_fetching_previews_from_the_server_then_any_field_can_be_shown(conn
     assert {"input/DAPI", "input/GFP"} <= names
     assert any(p["kind"] == "labels" for p in viewer.image_meta["planes"])
     assert viewer.image_meta["well"] == "B02"
+
+
+def test_when_fetching_full_resolution_then_the_selected_well_is_full_size(conn):
+    execution = conn.submit(default_pipeline(), SMALL, preview_size=64)
+    viewer = PlateViewer(
+        conn.plate_info(SMALL), fetch_well=full_resolution_fetcher(execution)
+    )
+    viewer.follow(execution)
+    execution.result(timeout=120)
+    viewer.selected_well = "A03"
+    flush_until(viewer, lambda: viewer.image_meta.get("well") == "A03")
+    assert (viewer.image_meta["height"], viewer.image_meta["width"]) == (256, 256)
+    assert {p["name"] for p in viewer.image_meta["planes"]} >= {"DAPI", "GFP"}
+    viewer.field = 1
+    flush_until(viewer, lambda: viewer.image_meta.get("field") == 1)
+    assert viewer.message.startswith("A03 field 1: LookupError: results keep field 0")

@@ -28,6 +28,14 @@ def test_when_managed_dir_is_set_then_it_wins():
     assert omero_settings(section).managed_dir == Path("/fs/managed")
 
 
+def test_when_section_lists_paths_as_text_then_they_are_split():
+    from types import SimpleNamespace
+
+    section = SimpleNamespace(host="h", pixel_paths="romio, ice", labels="none")
+    settings = omero_settings(section)
+    assert settings.pixel_paths == ("romio", "ice") and settings.labels == "none"
+
+
 def test_when_no_config_then_environment_is_read():
     env = {"OMERO_HOST": "h", "OMERO_PORT": "4444", "OMERO_DATA_DIR": "/d"}
     settings = omero_settings(None, env)
