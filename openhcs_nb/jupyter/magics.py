@@ -10,7 +10,6 @@ the last plate and run) lives on the magics instance, one per shell.
 
 from __future__ import annotations
 
-import ast
 import atexit
 from typing import Any
 
@@ -129,7 +128,7 @@ class OpenHCSMagics(Magics):
         pattern: Any = call
         if args.append and name in {s.name for s in pipeline.steps}:
             old = pipeline.step(name)
-            chain = list(old.chains[0][1]) + []
+            chain = old.chains[0][1]
             pattern = [(c.function, c.kwargs_dict()) for c in chain] + [call]
         options: dict[str, Any] = {"name": name}
         if args.channel is not None:
@@ -164,7 +163,8 @@ class OpenHCSMagics(Magics):
     @argument(
         "options",
         nargs="*",
-        help="plate=<id|path|demo> pipeline=<var> viewer=inline|napari|none wells=A01:B12",
+        help="plate=<id|path|demo> pipeline=<var> viewer=inline|napari|none "
+        "wells=A01:B12",
     )
     @argument("--out", default="_openhcs", help="variable that receives the execution")
     @line_magic
@@ -219,7 +219,7 @@ class OpenHCSMagics(Magics):
     @line_magic
     def openhcs_preview(self, line: str) -> Any:
         """Show one field before and after the first ``upto`` steps, from the server."""
-        from openhcs_nb.jupyter._images import preview_figure
+        from openhcs_nb.jupyter._magic_args import preview_figure
 
         args = parse_argstring(self.openhcs_preview, line)
         opts = key_values(args.options)
@@ -289,11 +289,3 @@ class OpenHCSMagics(Magics):
 def register(ipython: Any) -> None:
     """Register the magics on ``ipython`` (called by ``%load_ext openhcs_nb``)."""
     ipython.register_magics(OpenHCSMagics(ipython))
-
-
-def parse_literal(text: str) -> Any:
-    """A Python literal when ``text`` is one, else the text itself."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text

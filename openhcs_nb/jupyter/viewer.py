@@ -55,9 +55,9 @@ class _Queued:
 
 
 @dataclass(frozen=True)
-class _Finished:
+class _RunState:
     state: str
-    error: str | None
+    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,12 +147,13 @@ class PlateViewer(anywidget.AnyWidget):
         """
         requested = tuple(getattr(execution, "requested_wells", ()) or ())
         self._writer.put(_Queued(requested or tuple(self.wells)))
+        self._writer.put(_RunState(str(getattr(execution, "state", "running"))))
         execution.on_well(self._writer.put)
         add_done = getattr(execution, "add_done_callback", None)
         if add_done is not None:
             add_done(
                 lambda ex: self._writer.put(
-                    _Finished(str(getattr(ex, "state", "done")), ex_error(ex))
+                    _RunState(str(getattr(ex, "state", "done")), ex_error(ex))
                 )
             )
         return self
@@ -209,12 +210,12 @@ class PlateViewer(anywidget.AnyWidget):
         reload_selected = False
         first_with_images = ""
         shown: _Fetched | None = None
-        run_state: str | None = None
+        run_state = self.run_state
         for item in items:
             if isinstance(item, _Queued):
                 for well in item.wells:
                     status.setdefault(well, "queued")
-            elif isinstance(item, _Finished):
+            elif isinstance(item, _RunState):
                 run_state = item.state + (f": {item.error}" if item.error else "")
             elif isinstance(item, _Load):
                 if item.request == self._request:
@@ -228,6 +229,8 @@ class PlateViewer(anywidget.AnyWidget):
             else:  # a WellEvent
                 well = str(item.well)
                 status[well] = str(item.status)
+                if run_state in ("", "queued"):
+                    run_state = "running"
                 summary = clean_summary(getattr(item, "summary", {}) or {})
                 if summary:
                     values[well] = summary
@@ -244,10 +247,7 @@ class PlateViewer(anywidget.AnyWidget):
             self.values = values
             self.errors = errors
             self.measurements = sorted({k for row in values.values() for k in row})
-            if run_state is not None:
-                self.run_state = run_state
-            elif self.run_state == "" and status:
-                self.run_state = "running"
+            self.run_state = run_state
             if shown is not None:
                 self._show_fetched(shown)
             elif reload_selected and self.selected_well:

@@ -88,7 +88,7 @@ def test_when_many_wells_arrive_together_then_one_batch_sets_status_once(
         execution.emit(events.done(well, seed=i, size=8, seq=i + 1))
     execution.drain()
     applied = viewer.flush()
-    assert applied == 1 + 96  # the queued marks, then every well
+    assert applied == 2 + 96  # queued marks and run state, then every well
     assert len(changes) == 1
     assert set(viewer.status.values()) == {"done"}
 
