@@ -136,6 +136,17 @@ class Execution:
                 raise KeyError(f"execution {self.id} has no result for well {well!r}")
             return dict(self._by_well[well].previews)
 
+    def show_napari(self, viewer: Any = None) -> Any:
+        """Open napari and add each well's images and labels as they arrive.
+
+        Needs the ``napari`` extra and a display; without one the error points
+        to the inline viewer. (The import is deferred: the client does not
+        otherwise depend on the Jupyter layer.)
+        """
+        from openhcs_nb.jupyter.napari_view import show_napari
+
+        return show_napari(self, viewer)
+
     def fetch_full(self, well: str, timeout: float | None = None) -> dict[str, Any]:
         """Full-resolution images of ``well``, fetched from the server now.
 
