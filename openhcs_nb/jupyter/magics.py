@@ -188,7 +188,9 @@ class OpenHCSMagics(Magics):
         run = conn.submit(pipeline, plate, wells)
         self.plate, self.last_run = plate, run
         self.shell.user_ns[args.out] = run
-        self._show(run, info, viewer)
+        from openhcs_nb.jupyter.viewer import preview_fetcher
+
+        self._show(run, info, viewer, preview_fetcher(conn, pipeline, plate))
         return None
 
     def _plate_info(self, conn: Any, plate: str) -> Any:
@@ -199,14 +201,14 @@ class OpenHCSMagics(Magics):
         except RemoteUnknownPlate as exc:
             raise UsageError(f"unknown plate {plate!r}: {exc.message}") from None
 
-    def _show(self, run: Any, info: Any, viewer: str) -> None:
+    def _show(self, run: Any, info: Any, viewer: str, fetch_well: Any) -> None:
         from openhcs_nb.jupyter.run_panel import RunPanel
 
         display(RunPanel(run))
         if viewer == "inline":
-            from openhcs_nb.jupyter.viewer import PlateViewer, preview_fetcher
+            from openhcs_nb.jupyter.viewer import PlateViewer
 
-            display(PlateViewer(info, fetch_well=preview_fetcher(run)).follow(run))
+            display(PlateViewer(info, fetch_well=fetch_well).follow(run))
         elif viewer == "napari":
             from openhcs_nb.jupyter.napari_view import show_napari
 
@@ -282,7 +284,10 @@ class OpenHCSMagics(Magics):
             ) from None
         self.last_run = run
         self.shell.user_ns[args.out] = run
-        self._show(run, self._plate_info(conn, run.plate), args.viewer)
+        from openhcs_nb.jupyter.viewer import full_resolution_fetcher
+
+        info = self._plate_info(conn, run.plate)
+        self._show(run, info, args.viewer, full_resolution_fetcher(run))
         return None
 
 

@@ -39,13 +39,18 @@ def parse_marker(text: str | None) -> tuple[str, str] | None:
     return (match.group(1), match.group(2)) if match else None
 
 
-def link_to_plate(gateway: Gateway, plate_id: int, annotation: Any) -> int:
-    """Save a PlateAnnotationLink (and the annotation if new); the annotation id."""
+def link_to_plate(
+    gateway: Gateway, plate_id: int, annotation: Any, ctx: dict[str, str] | None
+) -> int:
+    """Save a PlateAnnotationLink (and the annotation if new) in the plate's group.
+
+    Returns the annotation id.
+    """
     model = load_omero().model
     link = model.PlateAnnotationLinkI()
     link.parent = model.PlateI(plate_id, False)
     link.child = annotation
-    saved = gateway.getUpdateService().saveAndReturnObject(link)
+    saved = gateway.getUpdateService().saveAndReturnObject(link, ctx)
     return int(saved.child.id.val)  # the server returns the child with its id
 
 

@@ -79,7 +79,9 @@ def _chunks(n_rows: int) -> Iterator[slice]:
         yield slice(start, min(start + ROWS_PER_CALL, n_rows))
 
 
-def write_table(gateway: Gateway, name: str, columns: list[Column]) -> Any:
+def write_table(
+    gateway: Gateway, name: str, columns: list[Column], ctx: dict[str, str] | None
+) -> Any:
     """Create an OMERO.tables table holding ``columns``; return its OriginalFile.
 
     Raises
@@ -93,7 +95,7 @@ def write_table(gateway: Gateway, name: str, columns: list[Column]) -> Any:
     lengths = {len(c.values) for c in columns}
     if len(lengths) != 1:
         raise WritebackError(f"table {name}: columns of different lengths {lengths}")
-    table = gateway.getSharedResources().newTable(TABLES_REPO, name)
+    table = gateway.getSharedResources().newTable(TABLES_REPO, name, ctx)
     if table is None:
         raise WritebackError(
             "this OMERO server has no OMERO.tables service (newTable returned None)"

@@ -24,7 +24,7 @@ from openhcs_nb.omero._tables import (
     measurement_columns,
     write_table,
 )
-from openhcs_nb.omero.gateway import load_omero
+from openhcs_nb.omero.gateway import group_ctx, load_omero
 from openhcs_nb.omero.session import OmeroSession
 
 if TYPE_CHECKING:
@@ -41,36 +41,53 @@ class Created:
     rois: list[int] = field(default_factory=list)
 
 
+@dataclass
+class Target:
+    """Where one attempt writes (plate, group, tag) and what it wrote so far."""
+
+    session: OmeroSession
+    meta: Any  # openhcs_nb.plates._omero_meta.PlateMeta
+    tag: str
+    report: WritebackReport
+    created: Created = field(default_factory=Created)
+
+    @property
+    def ctx(self) -> dict[str, str] | None:
+        """Writes name the plate's group (the session's may be another)."""
+        return group_ctx(self.meta.group_id)
+
+    @property
+    def plate_id(self) -> int:
+        """The OMERO Plate id."""
+        return int(self.meta.plate_id)
+
+
 def write_rois(
-    session: OmeroSession,
-    store: Path,
-    meta: Any,
-    tag: str,
-    created: Created,
-    report: WritebackReport,
+    target: Target, store: Path
 ) -> dict[tuple[str, int, int, int, int], int]:
     """Mask ROIs per field; ``(well, site, t, z, label) -> roi id`` (last set)."""
     out: dict[tuple[str, int, int, int, int], int] = {}
-    if session.settings.labels != "rois":
+    settings, report = target.session.settings, target.report
+    if settings.labels != "rois":
         return out
-    update = session.gateway.getUpdateService()
-    for (well, site), image in sorted(meta.images.items()):
+    update = target.session.gateway.getUpdateService()
+    for (well, site), image in sorted(target.meta.images.items()):
         for index, (name, labels) in enumerate(_labels(store, well, site).items()):
-            rois, keys = mask_rois(labels, image.image_id, name, tag, index)
-            if len(rois) > session.settings.max_rois_per_image:
+            rois, keys = mask_rois(labels, image.image_id, name, target.tag, index)
+            if len(rois) > settings.max_rois_per_image:
                 report.errors.append(
                     f"{well} field {site} {name}: {len(rois)} objects, more than "
-                    f"max_rois_per_image={session.settings.max_rois_per_image}; "
+                    f"max_rois_per_image={settings.max_rois_per_image}; "
                     "no ROIs written for it"
                 )
                 continue
             if not rois:
                 continue
-            saved = update.saveAndReturnArray(rois)
+            saved = update.saveAndReturnArray(rois, target.ctx)
             ids = [int(r.id.val) for r in saved]
-            created.rois.extend(ids)
+            target.created.rois.extend(ids)
             out.update({(well, site, *k): i for k, i in zip(keys, ids, strict=True)})
-    report.rois = len(created.rois)
+    report.rois = len(target.created.rois)
     return out
 
 
@@ -93,15 +110,10 @@ def _labels(store: Path, well: str, site: int) -> dict[str, np.ndarray]:
 
 
 def write_tables(
-    session: OmeroSession,
-    results: Any,
-    meta: Any,
-    roi_ids: dict[tuple[str, int, int, int, int], int],
-    tag: str,
-    created: Created,
-    report: WritebackReport,
+    target: Target, results: Any, roi_ids: dict[tuple[str, int, int, int, int], int]
 ) -> None:
-    gateway = session.gateway
+    """The per-well (bulk annotation) table and, if asked, the per-object one."""
+    meta, report = target.meta, target.report
     wells = results.wells[results.wells["well"].isin(meta.well_ids)]
     if not wells.empty:
         names = list(wells["well"])
@@ -114,12 +126,11 @@ def write_tables(
             Column("StringColumn", "Well Name", names),
             *measurement_columns(wells, skip=("well", "row", "column")),
         ]
-        report.well_table = _table(
-            gateway, meta.plate_id, "openhcs-nb wells", columns, BULK_NS, tag, created
-        )
+        report.well_table = _table(target, "openhcs-nb wells", columns, BULK_NS)
     objects = results.objects
-    if session.settings.object_table and len(objects) and "site" in objects:
-        objects = objects[objects["well"].isin(meta.well_ids)]
+    if target.session.settings.object_table and len(objects) and "site" in objects:
+        fields = list(zip(objects["well"], objects["site"].astype(int), strict=True))
+        objects = objects[[key in meta.images for key in fields]]
         keys = list(zip(objects["well"], objects["site"].astype(int), strict=True))
         columns = [
             id_column("PlateColumn", "Plate", [meta.plate_id] * len(keys)),
@@ -139,45 +150,24 @@ def write_tables(
             if all(r is not None for r in rois):
                 columns.append(id_column("RoiColumn", "Roi", rois))  # type: ignore[arg-type]
         columns += measurement_columns(objects, skip=("well",))
-        report.object_table = _table(
-            gateway,
-            meta.plate_id,
-            "openhcs-nb objects",
-            columns,
-            OBJECTS_NS,
-            tag,
-            created,
-        )
+        report.object_table = _table(target, "openhcs-nb objects", columns, OBJECTS_NS)
 
 
-def _table(
-    gateway: Any,
-    plate_id: int,
-    name: str,
-    columns: list[Column],
-    ns: str,
-    tag: str,
-    created: Created,
-) -> int:
-    original = write_table(gateway, name, columns)
-    annotation_id = ann.link_to_plate(
-        gateway, plate_id, ann.file_annotation(original, ns, tag)
-    )
-    created.annotations.append(annotation_id)
+def _table(target: Target, name: str, columns: list[Column], ns: str) -> int:
+    gateway = target.session.gateway
+    original = write_table(gateway, name, columns, target.ctx)
+    annotation = ann.file_annotation(original, ns, target.tag)
+    annotation_id = ann.link_to_plate(gateway, target.plate_id, annotation, target.ctx)
+    target.created.annotations.append(annotation_id)
     return annotation_id
 
 
-def write_pipeline(
-    session: OmeroSession,
-    store: Path,
-    plate_id: int,
-    tag: str,
-    created: Created,
-    report: WritebackReport,
-) -> None:
+def write_pipeline(target: Target, store: Path) -> None:
+    """The pipeline code as a FileAnnotation (uploaded in the plate's group)."""
     code = store / "pipeline.py"
+    tag = target.tag
     phash = ann.parse_marker(tag)[1]  # type: ignore[index]
-    wrapper = session.gateway.createFileAnnfromLocalFile(
+    wrapper = target.session.gateway.createFileAnnfromLocalFile(
         str(code),
         origFilePathAndName=f"openhcs-nb/pipeline_{phash}.py",
         mimetype="text/x-python",
@@ -185,25 +175,18 @@ def write_pipeline(
         desc=tag,
     )
     annotation_id = int(wrapper.getId())
-    created.annotations.append(annotation_id)
+    target.created.annotations.append(annotation_id)
     model = load_omero().model
-    ann.link_to_plate(
-        session.gateway, plate_id, model.FileAnnotationI(annotation_id, False)
-    )
-    report.pipeline_file = annotation_id
+    saved = model.FileAnnotationI(annotation_id, False)
+    ann.link_to_plate(target.session.gateway, target.plate_id, saved, target.ctx)
+    target.report.pipeline_file = annotation_id
 
 
-def write_provenance(
-    session: OmeroSession,
-    prov: dict[str, Any],
-    results: Any,
-    plate_id: int,
-    tag: str,
-    created: Created,
-    report: WritebackReport,
-) -> None:
+def write_provenance(target: Target, prov: dict[str, Any], results: Any) -> None:
+    """The provenance MapAnnotation; written last, it marks a complete write-back."""
     from openhcs_nb import __version__
 
+    session, report = target.session, target.report
     status = results.wells.get("status", [])
     values = {
         "execution_id": prov.get("execution_id", ""),
@@ -223,14 +206,18 @@ def write_provenance(
         "pipeline_annotation": report.pipeline_file or "",
         "rois": report.rois,
     }
-    annotation = ann.map_annotation(values, ann.PROVENANCE_NS, tag)
-    report.provenance = ann.link_to_plate(session.gateway, plate_id, annotation)
-    created.annotations.append(report.provenance)
+    annotation = ann.map_annotation(values, ann.PROVENANCE_NS, target.tag)
+    report.provenance = ann.link_to_plate(
+        session.gateway, target.plate_id, annotation, target.ctx
+    )
+    target.created.annotations.append(report.provenance)
 
 
-def rollback(session: OmeroSession, created: Created) -> None:
+def rollback(target: Target) -> None:
+    """Delete what this attempt created (best effort)."""
+    created = target.created
     try:
-        ann.delete(session.gateway, created.annotations, created.rois)
+        ann.delete(target.session.gateway, created.annotations, created.rois)
     except Exception:
         log.exception(
             "could not delete the partial write-back; the next replace "

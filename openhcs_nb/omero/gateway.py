@@ -100,7 +100,14 @@ class RawPixelsStore(Protocol):
 
 
 class Gateway(Protocol):
-    """The ``omero.gateway.BlitzGateway`` methods we call."""
+    """The ``omero.gateway.BlitzGateway`` methods we call.
+
+    ``SERVICE_OPTS`` is the context BlitzGateway's own helpers pass
+    (``getObject``, ``createFileAnnfromLocalFile``, ``deleteObjects``); we only
+    call its ``setOmeroGroup(group id)`` before writing into a plate's group.
+    """
+
+    SERVICE_OPTS: Any
 
     def connect(self, sUuid: str | None = None) -> bool:
         """Join the session with key ``sUuid``; False when it is not valid."""
@@ -164,6 +171,11 @@ class Gateway(Protocol):
 
 #: Builds an unconnected gateway for ``(host, port)``.
 GatewayFactory = Callable[[str, int], Gateway]
+
+
+def group_ctx(group_id: int | None) -> dict[str, str] | None:
+    """The context that writes into ``group_id`` (None: the session's group)."""
+    return None if group_id is None else {"omero.group": str(group_id)}
 
 
 def blitz_gateway(host: str, port: int) -> Gateway:

@@ -41,7 +41,7 @@ from openhcs_nb.omero._tables import (
     OBJECTS_NS,
 )
 from openhcs_nb.omero._writers import (
-    Created,
+    Target,
     rollback,
     write_pipeline,
     write_provenance,
@@ -113,9 +113,10 @@ def write_results(
     )
     tag = ann.marker(execution_id, phash)
     gateway = session.gateway
-    created = Created()
     with translate_errors(f"writing results of {execution_id}", session.where):
         meta = load_plate_meta(session, plate_id, acquisition)
+        if meta.group_id is not None:  # BlitzGateway's helpers write there too
+            gateway.SERVICE_OPTS.setOmeroGroup(str(meta.group_id))
         wrapper = gateway.getObject("Plate", plate_id)
         if wrapper is None:
             raise UnknownPlateError(f"OMERO plate {plate_id} is not visible any more")
@@ -124,17 +125,18 @@ def write_results(
                 f"OMERO user {session.user_name!r} may read but not annotate plate "
                 f"{plate_id}; the results stay in {store}"
             )
+        target = Target(session, meta, tag, report)
         try:
-            roi_ids = write_rois(session, store, meta, tag, created, report)
-            write_tables(session, results, meta, roi_ids, tag, created, report)
-            write_pipeline(session, store, plate_id, tag, created, report)
-            write_provenance(session, prov, results, plate_id, tag, created, report)
+            roi_ids = write_rois(target, store)
+            write_tables(target, results, roi_ids)
+            write_pipeline(target, store)
+            write_provenance(target, prov, results)
         except BaseException:
-            rollback(session, created)
+            rollback(target)
             raise
         if session.settings.replace:
             image_ids = [i.image_id for i in meta.images.values()]
-            keep = {*created.annotations, *created.rois}
+            keep = {*target.created.annotations, *target.created.rois}
             old = ann.previous_outputs(
                 gateway, plate_id, image_ids, phash, keep, NAMESPACES
             )

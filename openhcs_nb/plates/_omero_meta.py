@@ -100,6 +100,7 @@ class PlateMeta:
     acquisitions: tuple[tuple[int, str], ...]
     acquisition_id: int | None
     files: dict[int, tuple[str, ...]]  # fileset id -> "path/name" under managed dir
+    group_id: int | None = None  # the plate's group: writes must name it
 
 
 def plate_meta(
@@ -153,6 +154,7 @@ def plate_meta(
         acquisitions=tuple(sorted(acquisitions.items())),
         acquisition_id=chosen,
         files=files,
+        group_id=_group_id(plate),
     )
 
 

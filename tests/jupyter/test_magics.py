@@ -16,7 +16,10 @@ SMALL = "small.ome.zarr"
 def shell():
     ip = InteractiveShell.instance()
     ip.run_line_magic("load_ext", "openhcs_nb")
-    return ip
+    yield ip
+    # The shell is a process-wide singleton: leave no shell behind for other
+    # modules, which test behaviour outside IPython.
+    InteractiveShell.clear_instance()
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +38,7 @@ def usage_error(shell, line: str, capsys) -> str:
     return str(result.error_in_exec)
 
 
-def test_when_not_connected_then_run_says_so_in_one_line(capsys):
-    shell = InteractiveShell.instance()
-    shell.run_line_magic("load_ext", "openhcs_nb")
+def test_when_not_connected_then_run_says_so_in_one_line(shell, capsys):
     magics = shell.magics_manager.registry["OpenHCSMagics"]
     saved, magics.connection = magics.connection, None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -13,10 +14,25 @@ from openhcs_nb.jupyter.napari_view import NoDisplayError, row_index, show_napar
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the display check is Linux's"
 )
+# Checked at collection, after pytest-xvfb has set DISPLAY: once a test asks
+# for qtbot, Qt aborts the whole process when there is no display.
+needs_display = pytest.mark.skipif(
+    sys.platform.startswith("linux")
+    and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")),
+    reason="no display: install xvfb (pytest-xvfb starts it)",
+)
 
 
 @pytest.fixture
 def quiet_caches(tmp_path, monkeypatch):
+    """Caches in tmp; and no leftover IPython shell from another test module.
+
+    napari calls ``get_ipython().enable_gui("qt")`` when a shell exists, which
+    the plain ``InteractiveShell`` some tests create does not implement.
+    """
+    from IPython.core.interactiveshell import InteractiveShell
+
+    monkeypatch.setattr(InteractiveShell, "_instance", None)
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
@@ -46,6 +62,7 @@ def test_when_napari_is_missing_then_the_error_names_the_extra(scripted, monkeyp
 
 
 @pytest.mark.napari
+@needs_display
 def test_when_wells_stream_then_layers_appear_tiled_like_the_plate(
     quiet_caches, qtbot, scripted, events
 ):
@@ -91,6 +108,7 @@ def test_when_wells_stream_then_layers_appear_tiled_like_the_plate(
 
 
 @pytest.mark.napari
+@needs_display
 def test_when_a_real_execution_streams_then_every_well_gets_layers(
     quiet_caches, qtbot, conn
 ):

@@ -118,3 +118,54 @@ def test_when_closed_then_puts_are_ignored():
     writer.put(2)
     assert writer.flush() == 0
     assert batches == []
+
+
+KERNEL_SETUP = """
+import threading
+from openhcs_nb.jupyter.viewer import PlateViewer
+from openhcs_nb.client import WellEvent
+viewer = PlateViewer()
+on_main = []
+apply = viewer._writer._apply
+def spy(items):
+    on_main.append(threading.current_thread() is threading.main_thread())
+    apply(items)
+viewer._writer._apply = spy
+def emit():
+    for i in range(20):
+        viewer._writer.put(WellEvent(f"A{i + 1:02d}", "done", {"count": i}))
+threading.Thread(target=emit).start()
+print(viewer._writer.in_kernel)
+"""
+
+
+def test_when_in_a_real_kernel_then_updates_apply_on_its_main_thread_between_cells():
+    import time
+
+    from jupyter_client.manager import start_new_kernel
+
+    km, kc = start_new_kernel(kernel_name="python3")
+    out: list[str] = []
+
+    def run(code: str) -> str:
+        out.clear()
+        kc.execute_interactive(
+            code,
+            timeout=60,
+            output_hook=lambda m: out.append(
+                m["content"].get("text", m["content"].get("evalue", ""))
+            ),
+        )
+        return "".join(out).strip()
+
+    try:
+        assert run(KERNEL_SETUP) == "True"
+        deadline = time.monotonic() + 30
+        while (seen := run("print(len(viewer.status), on_main)")).split()[0] != "20":
+            assert time.monotonic() < deadline, seen
+            time.sleep(0.05)
+        assert seen.startswith("20 [True")
+        assert "False" not in seen
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)

@@ -22,21 +22,27 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import omero
 import omero.clients
 import omero.gateway
 import omero.grid
-from omero.rtypes import rint, rlong, rstring, unwrap
+from omero.rtypes import rlong, rstring, unwrap
+
+if str(Path(__file__).parent) not in sys.path:  # loaded by file path via the seam
+    sys.path.insert(0, str(Path(__file__).parent))
+
+from omero_double_model import ModelRows
+from omero_double_services import DoublePixels, DoubleShared, DoubleTable
 
 ANNOTATION_LINKS = "PlateAnnotationLink"
 
 
-class DoubleServer:
+class DoubleServer(ModelRows):
     """The state a server would hold: model rows, sessions, saved objects."""
 
     def __init__(self, description: Path) -> None:
@@ -72,102 +78,10 @@ class DoubleServer:
         """Make ``key`` invalid from now on (tests of long runs)."""
         self.sessions[key] = None
 
-    def can_read(self, user: dict[str, Any], group: int) -> bool:
-        return group in user["groups"]
-
-    def can_annotate(self, user: dict[str, Any], plate: dict[str, Any]) -> bool:
-        perms = self.doc["groups"][str(plate["group"])]["perms"]
-        return plate["owner"] == user["id"] or perms[4] == "a" or perms[5] == "w"
-
     def record(self, kind: str, **fields: Any) -> None:
         if self.log_path is not None:
             with self.log_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"kind": kind, **fields}, default=str) + "\n")
-
-    # -- model graphs ---------------------------------------------------------------
-
-    def details(self, obj: Any, group: int, owner: int, user: dict[str, Any]) -> None:
-        perms = omero.model.PermissionsI(self.doc["groups"][str(group)]["perms"])
-        plate_like = {"group": group, "owner": owner}
-        # restrictions: link, edit, delete, annotate (True = not allowed)
-        annotate = self.can_annotate(user, plate_like)
-        perms._restrictions = [not annotate, owner != user["id"], True, not annotate]
-        obj.details.permissions = perms
-        obj.details.group = omero.model.ExperimenterGroupI(group, False)
-        obj.details.owner = omero.model.ExperimenterI(owner, False)
-
-    def image_graph(self, image_id: int, user: dict[str, Any]) -> Any:
-        rec = self.images[image_id]
-        image = omero.model.ImageI(rec["id"], True)
-        image.name = rstring(rec["name"])
-        image.series = rint(rec["series"])
-        if rec["fileset"] is not None:
-            image.fileset = omero.model.FilesetI(rec["fileset"], False)
-        self.details(image, rec["group"], 0, user)
-        px = rec["pixels"]
-        pixels = omero.model.PixelsI(px["id"], True)
-        for axis in "xyzct":
-            setattr(pixels, f"size{axis.upper()}", rint(px[axis]))
-        ptype = omero.model.PixelsTypeI()
-        ptype.value = rstring(px["type"])
-        pixels.pixelsType = ptype
-        order = omero.model.DimensionOrderI()
-        order.value = rstring(px["order"])
-        pixels.dimensionOrder = order
-        for index, name in enumerate(rec["channels"]):
-            channel = omero.model.ChannelI(px["id"] * 10 + index, True)
-            logical = omero.model.LogicalChannelI(px["id"] * 10 + index, True)
-            logical.name = rstring(name)
-            channel.logicalChannel = logical
-            pixels.addChannel(channel)
-        image.addPixels(pixels)
-        return image
-
-    def plate_graph(self, plate_id: int, user: dict[str, Any]) -> Any:
-        rec = self.plates[plate_id]
-        plate = omero.model.PlateI(plate_id, True)
-        plate.name = rstring(rec["name"])
-        plate.rows, plate.columns = rint(rec["rows"]), rint(rec["columns"])
-        self.details(plate, rec["group"], rec["owner"], user)
-        acqs = {
-            int(k): self._acquisition(int(k), v, plate_id)
-            for k, v in rec["acquisitions"].items()
-        }
-        for wrec in rec["wells"]:
-            well = omero.model.WellI(wrec["id"], True)
-            well.row, well.column = rint(wrec["row"]), rint(wrec["column"])
-            well.plate = omero.model.PlateI(plate_id, False)
-            for srec in wrec["samples"]:
-                image_rec = self.images[srec["image"]]
-                if not self.can_read(user, image_rec["group"]):
-                    continue  # OMERO's security filter drops unreadable rows
-                sample = omero.model.WellSampleI(srec["id"], True)
-                sample.image = self.image_graph(srec["image"], user)
-                if srec["acquisition"] is not None:
-                    sample.plateAcquisition = acqs[srec["acquisition"]]
-                well.addWellSample(sample)
-            plate.addWell(well)
-        return plate
-
-    @staticmethod
-    def _acquisition(acq_id: int, name: str, plate_id: int) -> Any:
-        acq = omero.model.PlateAcquisitionI(acq_id, True)
-        acq.name = rstring(name)
-        acq.plate = omero.model.PlateI(plate_id, False)
-        return acq
-
-    def file_entries(self, fileset_ids: list[int], user: dict[str, Any]) -> list[Any]:
-        out = []
-        for fid in fileset_ids:
-            for frec in self.filesets.get(fid, {"files": []})["files"]:
-                entry = omero.model.FilesetEntryI(frec["id"] + 1_000_000, True)
-                entry.fileset = omero.model.FilesetI(fid, False)
-                original = omero.model.OriginalFileI(frec["id"], True)
-                original.path = rstring(frec["path"])
-                original.name = rstring(frec["name"])
-                entry.originalFile = original
-                out.append(entry)
-        return out
 
 
 class DoubleQuery:
@@ -220,13 +134,19 @@ class DoubleUpdate:
     def __init__(self, gw: DoubleGateway) -> None:
         self.gw = gw
 
-    def _store(self, obj: Any) -> Any:
+    def _store(self, obj: Any, ctx: Any = None) -> Any:
         server = self.gw.server
         if obj.id is None:
             obj.id = rlong(next(server.ids))
         if isinstance(obj, omero.model.PlateAnnotationLinkI):
             user = self.gw.current_user("saveAndReturnObject")
             plate = server.plates[unwrap(obj.parent.id)]
+            group = (ctx or {}).get("omero.group", str(user["groups"][0]))
+            if group != str(plate["group"]):  # OMERO writes into the ctx group
+                raise omero.SecurityViolation(
+                    message=f"cannot link group {group} data to a plate of group "
+                    f"{plate['group']}"
+                )
             if not server.can_annotate(user, plate):
                 raise omero.SecurityViolation(
                     message=f"Cannot link to ome.model.screen.Plate:Id_{plate['id']}"
@@ -256,7 +176,7 @@ class DoubleUpdate:
     def saveAndReturnObject(self, obj: Any, _ctx: Any = None) -> Any:
         self.gw.current_user("saveAndReturnObject")
         with self.gw.server.lock:
-            return self._store(obj)
+            return self._store(obj, _ctx)
 
     def saveAndReturnArray(self, objs: list[Any], _ctx: Any = None) -> list[Any]:
         self.gw.current_user("saveAndReturnArray")
@@ -264,88 +184,11 @@ class DoubleUpdate:
             return [self._store(o) for o in objs]
 
 
-class DoubleTable:
-    """``omero.grid.Table``: keeps the real column objects it is given."""
+class ServiceOpts(dict):
+    """``omero.gateway.ServiceOptsDict``: only the group setter we use."""
 
-    def __init__(self, server: DoubleServer, name: str) -> None:
-        self.server = server
-        self.name = name
-        self.columns: list[Any] = []
-        self.file = omero.model.OriginalFileI(next(server.ids), True)
-        self.file.name = rstring(name)
-        self.file.mimetype = rstring("OMERO.tables")
-        self.closed = False
-
-    def initialize(self, cols: list[Any], _ctx: Any = None) -> None:
-        self.columns = [
-            type(c)(
-                c.name, c.description, *([c.size] if hasattr(c, "size") else []), []
-            )
-            for c in cols
-        ]
-
-    def addData(self, cols: list[Any], _ctx: Any = None) -> None:
-        for mine, theirs in zip(self.columns, cols, strict=True):
-            assert type(mine) is type(theirs) and mine.name == theirs.name
-            mine.values.extend(theirs.values)
-
-    def getOriginalFile(self, _ctx: Any = None) -> Any:
-        return self.file
-
-    def close(self, _ctx: Any = None) -> None:
-        self.closed = True
-        self.server.tables[unwrap(self.file.id)] = self
-        rows = len(self.columns[0].values) if self.columns else 0
-        self.server.record(
-            "table",
-            file=unwrap(self.file.id),
-            name=self.name,
-            columns=[(type(c).__name__, c.name) for c in self.columns],
-            rows=rows,
-        )
-
-
-class DoubleShared:
-    def __init__(self, gw: DoubleGateway) -> None:
-        self.gw = gw
-
-    def newTable(self, repoId: int, name: str, _ctx: Any = None) -> DoubleTable:
-        self.gw.current_user("newTable")
-        return DoubleTable(self.gw.server, name)
-
-
-class DoublePixels:
-    """``RawPixelsStore``: planes from ground truth, as big-endian bytes."""
-
-    def __init__(self, gw: DoubleGateway) -> None:
-        self.gw = gw
-        self.data: np.ndarray | None = None
-
-    def setPixelsId(self, pixelsId: int, bypassOriginalFile: bool, _ctx: Any = None):
-        user = self.gw.current_user("setPixelsId")
-        if _ctx is not None and _ctx.get("omero.group") == "-1":
-            raise omero.SecurityViolation(message="stateful services need a group")
-        for rec in self.gw.server.images.values():
-            if rec["pixels"]["id"] == pixelsId:
-                if not self.gw.server.can_read(user, rec["group"]):
-                    break
-                self.data = np.load(self.gw.server.root / rec["truth"])
-                return
-        raise omero.ValidationException(message=f"Cannot read pixels id={pixelsId}")
-
-    def getPlane(self, z: int, c: int, t: int, _ctx: Any = None) -> bytes:
-        self.gw.current_user("getPlane")
-        self.gw.server.plane_calls += 1
-        plane = self.data[t, c, z]
-        return plane.astype(plane.dtype.newbyteorder(">")).tobytes()
-
-    def getTile(self, z, c, t, x, y, w, h, _ctx: Any = None) -> bytes:
-        self.gw.current_user("getTile")
-        tile = self.data[t, c, z, y : y + h, x : x + w]
-        return tile.astype(tile.dtype.newbyteorder(">")).tobytes()
-
-    def close(self, _ctx: Any = None) -> None:
-        self.data = None
+    def setOmeroGroup(self, group: str) -> None:
+        self["omero.group"] = str(group)
 
 
 class DoubleGateway:
@@ -363,6 +206,7 @@ class DoubleGateway:
         self.host, self.port = host, port
         self.key: str | None = None
         self._login = (username, passwd)
+        self.SERVICE_OPTS = ServiceOpts()
 
     def current_user(self, call: str) -> dict[str, Any]:
         self.server.calls.append(call)

@@ -87,7 +87,9 @@ def api_plate(real) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
     )
 
 
-def test_real_plate_reads_equal_the_uploaded_pixels_by_every_path(real, api_plate):
+def test_when_real_plate_is_read_then_every_path_equals_uploaded_pixels(
+    real, api_plate
+):
     from dataclasses import replace
 
     from openhcs_nb.plates.omero import open_omero_plate
@@ -105,7 +107,7 @@ def test_real_plate_reads_equal_the_uploaded_pixels_by_every_path(real, api_plat
         assert np.array_equal(ice.read_well(well).data[0, 0, :, 0], data)
 
 
-def test_real_refusals_are_clear(real):
+def test_when_real_plate_or_key_is_bad_then_refusals_are_clear(real):
     from openhcs_nb.errors import UnknownPlateError
     from openhcs_nb.omero.errors import SessionInvalidError
     from openhcs_nb.omero.session import join_session
@@ -117,7 +119,7 @@ def test_real_refusals_are_clear(real):
         join_session("not-a-session-key-0000", config=real.settings)
 
 
-def test_real_writeback_creates_one_table_and_provenance_and_replaces(
+def test_when_real_writeback_runs_twice_then_one_table_and_provenance_remain(
     real, api_plate, tmp_path
 ):
     from openhcs_nb import default_pipeline
@@ -151,7 +153,7 @@ def test_real_writeback_creates_one_table_and_provenance_and_replaces(
         table.close()
 
 
-def test_real_import_reads_original_files_like_ice(real):
+def test_when_real_import_is_read_then_original_files_equal_ice(real):
     path = os.environ.get("OMERO_IMPORT_FILE")
     if not path or shutil.which("omero") is None or real.settings.data_dir is None:
         pytest.skip("set OMERO_IMPORT_FILE and OMERO_DATA_DIR, with the omero CLI")

@@ -14,7 +14,7 @@ import pytest
 import zarr
 from omero.rtypes import unwrap
 from omero_double import DoubleServer, factory_for
-from omero_fixture import BOB
+from omero_fixture import ALICE, BOB
 
 from openhcs_nb import default_pipeline
 from openhcs_nb.execution.compile import compile_pipeline
@@ -38,13 +38,22 @@ def stores(omero_repo: Path, tmp_path_factory) -> Path:
         BOB, config=settings, factory=factory_for(DoubleServer(omero_repo))
     )
     plate = open_omero_plate("omero:101", session=session)
-    for execution_id, channel in (("ex-dapi", "DAPI"), ("ex-gfp", "GFP")):
-        plan = compile_pipeline(default_pipeline(channel), plate, ["A01", "B03"])
+    alice = join_session(
+        ALICE, config=settings, factory=factory_for(DoubleServer(omero_repo))
+    )
+    runs = (
+        ("ex-dapi", "DAPI", plate, ["A01", "B03"]),
+        ("ex-gfp", "GFP", plate, ["A01", "B03"]),
+        ("ex-106", "DAPI", open_omero_plate("omero:106", session=alice), None),
+    )
+    for execution_id, channel, source, wells in runs:
+        plan = compile_pipeline(default_pipeline(channel), source, wells)
         out = root / execution_id
         store = ResultsStore(out)
-        store.create(plan, {"execution_id": execution_id, "user": "bob-local"})
-        store.finalize([run_well(plan, w, out, 0, plate=plate) for w in plan.wells])
+        store.create(plan, {"execution_id": execution_id, "user": "local"})
+        store.finalize([run_well(plan, w, out, 0, plate=source) for w in plan.wells])
     session.close()
+    alice.close()
     return root
 
 
@@ -133,7 +142,7 @@ def test_when_written_back_then_provenance_and_pipeline_code_are_on_the_plate(
     values = {nv.name: nv.value for nv in mapped.getMapValue()}
     assert values["execution_id"] == "ex-dapi"
     assert values["pipeline_hash"] == prov["pipeline_hash"]
-    assert values["omero_user"] == "bob" and values["submitted_by"] == "bob-local"
+    assert values["omero_user"] == "bob" and values["submitted_by"] == "local"
     assert values["server_version"] == prov["openhcs_nb_version"]
     assert values["wells_done"] == "2" and values["rois"] == str(report.rois)
     (code,) = _links(server, "openhcs-nb/pipeline")
@@ -170,15 +179,24 @@ def test_when_same_pipeline_reruns_then_earlier_outputs_are_replaced_not_others(
     assert any("execution=ex-gfp " in d for d in remaining)  # ...not ex-gfp's
 
 
+def test_when_plate_is_outside_the_session_group_then_writes_name_its_group(
+    join, server, results_root
+):
+    alice = join(ALICE)  # default group 7; plate 106 is in her group 11
+    assert alice.group_id == 7
+    report = writeback_execution("ex-106", results_root, alice.settings, session=alice)
+    assert report.state == "done"
+    assert {unwrap(ln.parent.id) for ln in server.links} == {106}
+    assert alice.gateway.SERVICE_OPTS["omero.group"] == "11"
+
+
 def test_when_user_may_not_annotate_then_refused_and_nothing_written(
     bob, server, results_root
 ):
-    store = results_root / "ex-dapi"
-    prov = json.loads((store / "provenance.json").read_text())
-    (store / "provenance.json").write_text(json.dumps({**prov, "plate": "omero:106"}))
+    store = results_root / "ex-106"  # alice's run; bob may read plate 106 only
     before = (store / "wells.parquet").read_bytes()
     with pytest.raises(NotAuthorizedError, match="may read but not annotate plate 106"):
-        writeback_execution("ex-dapi", results_root, bob.settings, session=bob)
+        writeback_execution("ex-106", results_root, bob.settings, session=bob)
     assert server.saved == {} and server.links == []
     assert (store / "wells.parquet").read_bytes() == before
     assert json.loads((store / STATUS_FILE).read_text())["state"] == "failed"
