@@ -76,7 +76,11 @@ def run_well(
         if out is not None:
             from openhcs_nb.results.store import ResultsStore
 
-            ResultsStore(Path(out)).write_well(plan, state, objects)
+            paths = {
+                s: source.pixel_path(well, s)
+                for s in sorted({k[0] for k in state.images})
+            }
+            ResultsStore(Path(out)).write_well(plan, state, objects, paths)
         previews = make_previews(state, preview_size) if preview_size else {}
     except Exception as exc:
         error = WellError(type(exc).__name__, str(exc), traceback.format_exc())

@@ -154,6 +154,14 @@ class Plate(ABC):
             )
         return name
 
+    def pixel_path(self, well: str, site: int) -> str:
+        """How this field's pixels are read.
+
+        Sources with several paths (OMERO) say which one they chose, so runs
+        can record it.
+        """
+        return "file"
+
     @abstractmethod
     def read_image(
         self, well: str, site: int, channel: int, z: int = 0, t: int = 0

@@ -8,7 +8,9 @@ Layout of a store directory::
     objects.parquet      one row per object (written by ``finalize``)
     results.ome.zarr/    OME-Zarr 0.4 plate mirroring the input wells and fields;
                          each field holds the final images and labels/<name>
-    parts/<well>.parquet per-well object tables, written by the workers
+    pixel_paths.json     per well and field, how the pixels were read
+    failures.json        failed wells with their tracebacks
+    parts/<well>.*       per-well object tables and pixel paths, from the workers
 
 Workers write their own well's pixels and object table directly, so pixels
 never pass through the coordinating process. OME-Zarr 0.4 (Zarr v2) is written
@@ -115,7 +117,11 @@ class ResultsStore:
             write_well_metadata(root.require_group(path), fields, fmt=fmt)
 
     def write_well(
-        self, plan: ExecutionPlan, state: WellState, objects: dict[str, np.ndarray]
+        self,
+        plan: ExecutionPlan,
+        state: WellState,
+        objects: dict[str, np.ndarray],
+        pixel_paths: dict[int, str] | None = None,
     ) -> None:
         """Write one well's images, labels and object table (run in the worker).
 
@@ -138,6 +144,11 @@ class ResultsStore:
                     _write_level(parent.require_group(name), stack)
                     _describe(parent[name], name=name)
                     _label_metadata(parent, name)
+        if pixel_paths:
+            record = {"well": state.well, "pixel_paths": pixel_paths}
+            (self.path / "parts" / f"{state.well}.source.json").write_text(
+                json.dumps(record)
+            )
         frame = pd.DataFrame({"well": state.well, **objects}) if objects else None
         if frame is not None:
             frame.to_parquet(self.path / "parts" / f"{state.well}.parquet", index=False)
@@ -195,6 +206,12 @@ class ResultsStore:
             else pd.DataFrame({"well": pd.Series(dtype=str)})
         )
         objects.to_parquet(self.path / "objects.parquet", index=False)
+        sources = [
+            json.loads(p.read_text())
+            for p in sorted((self.path / "parts").glob("*.source.json"))
+        ]
+        paths = {src["well"]: src["pixel_paths"] for src in sources}
+        (self.path / "pixel_paths.json").write_text(json.dumps(paths, indent=1))
         failures = {w: e.__dict__ for w, e in failed.items()}
         (self.path / "failures.json").write_text(json.dumps(failures, indent=2))
         return self.load()

@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
         "--ready-file", type=Path, help="write the bound endpoints here when ready"
     )
     serve.add_argument("--log-level", default="INFO")
+    writeback = sub.add_parser(
+        "writeback", help="retry writing an execution's results to OMERO"
+    )
+    writeback.add_argument("execution_id")
+    writeback.add_argument("--config", type=Path, help="server.toml")
     keys = sub.add_parser("keys", help="CurveZMQ keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     gen = keys_sub.add_parser("generate", help="write a key pair into DIR")
@@ -56,10 +61,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             cmd_keys_generate(args.directory, name=args.name)
             return 0
+        if args.command == "writeback":
+            return _writeback(args)
         return _serve(args)
     except OpenHCSError as exc:
         print(f"openhcs-server: error: {exc}", file=sys.stderr)
         return 2
+
+
+def _writeback(args: argparse.Namespace) -> int:
+    """Write back as the submitting user: OMERO_SESSION_KEY must be theirs."""
+    from openhcs_nb.omero.writeback import writeback_execution
+    from openhcs_nb.server.config import load_config
+
+    config = load_config(args.config)
+    report = writeback_execution(args.execution_id, config.results.root, config)
+    print(f"openhcs-server: wrote {args.execution_id} back to OMERO: {report}")
+    return 0
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -108,13 +108,26 @@ class SecuritySection:
 
 @dataclass(frozen=True)
 class OmeroSection:
-    """Placeholders for the OMERO source; nothing reads them while disabled."""
+    """The OMERO source and write-back; nothing reads it while disabled.
+
+    ``test_double`` is a test seam only: it points at a description of an
+    in-process OMERO double and must never be set in production.
+    """
 
     enabled: bool = False
     host: str = "localhost"
     port: int = 4064
     data_dir: Path | None = None
     managed_dir: Path | None = None
+    pixel_paths: str = "original,romio,ice"
+    labels: str = "rois"
+    object_table: bool = True
+    replace: bool = True
+    max_rois_per_image: int = 5000
+    keepalive_s: float = 60.0
+    writeback_attempts: int = 3
+    retry_delay_s: float = 2.0
+    test_double: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +193,13 @@ class ServerConfig:
                         "address or require_curve is true; create keys with "
                         "'openhcs-server keys generate DIR'",
                     )
+        if self.omero.enabled:
+            from openhcs_nb.omero.settings import omero_settings
+
+            try:
+                omero_settings(self)
+            except ValueError as exc:
+                raise ConfigError("[omero]", str(exc)) from exc
         minimums = {
             "[server] max_message_bytes": (self.server.max_message_bytes, 1),
             "[server] send_hwm": (self.server.send_hwm, 0),

@@ -170,6 +170,8 @@ class Server:
                 self.store.set_execution_state(execution_id, ExecutionTrigger.INTERRUPT)
         for worker in self.workers:
             worker.stop(timeout=2)
+        if self.handlers.omero is not None:
+            self.handlers.omero.close()
         self.store.close()
         if self._auth is not None:
             self._auth.stop()

@@ -21,6 +21,7 @@ from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.preview import PreviewResult
 from openhcs_nb.functions import builtin_catalogue
 from openhcs_nb.pipeline.loader import load_pipeline
+from openhcs_nb.plates.model import Plate
 from openhcs_nb.protocol import (
     PROTOCOL_VERSION,
     ArrayPacker,
@@ -60,6 +61,7 @@ from openhcs_nb.server.jobs import (
     ExecutionTrigger,
     UnknownExecutionError,
 )
+from openhcs_nb.server.omero_access import OmeroAccess, is_omero_ref
 from openhcs_nb.server.plate_access import PlateAccess
 from openhcs_nb.server.scheduler import ActiveExecution, PreviewJob
 from openhcs_nb.server.workers import PreviewTask
@@ -90,22 +92,27 @@ class Handlers:
         self.catalogue = builtin_catalogue()
         self.device = "cuda:0" if config.execution.gpus else "cpu"
         self.results_root = Path(config.results.root)
+        self.omero = OmeroAccess(config) if config.omero.enabled else None
+        if self.omero is not None:
+            self.scheduler.after_finalize = self._after_finalize
 
     def handle(
         self, msg: ClientMessage, buffers: list[Any], user: str, identity: bytes
     ) -> Out:
         """Answer one decoded command."""
+        if self.omero is not None:
+            user = self.omero.user(identity) or user
         match msg:
             case Hello():
-                return self._hello(msg, user), []
+                return self._hello(msg, user, identity), []
             case ListPlatesCmd():
                 return PlatesReply(rid=msg.rid, plates=self.plates.list()), []
             case PlateInfoCmd():
-                plate = self.plates.open(msg.plate)
+                plate = self._open_plate(msg.plate, identity)
                 info = plate_info_to_wire(plate.layout)
                 return PlateInfoReply(rid=msg.rid, info=info), []
             case Submit():
-                return self._submit(msg, user), []
+                return self._submit(msg, user, identity), []
             case Preview():
                 self._preview(msg, identity)
                 return None
@@ -124,7 +131,14 @@ class Handlers:
                 return self._fetch(msg, user)
         raise OpenHCSError(f"unhandled command {type(msg).__name__}")
 
-    def _hello(self, msg: Hello, user: str) -> HelloReply:
+    def _open_plate(self, ref: str, identity: bytes) -> Plate:
+        if self.omero is not None and is_omero_ref(ref):
+            return self.omero.open(ref, identity)
+        return self.plates.open(ref)
+
+    def _hello(self, msg: Hello, user: str, identity: bytes) -> HelloReply:
+        if msg.omero_session and self.omero is not None:
+            user = self.omero.hello(identity, msg.omero_session)
         port = int(self.server.event_endpoint.rsplit(":", 1)[1])
         return HelloReply(
             rid=msg.rid,
@@ -146,7 +160,7 @@ class Handlers:
             )
         return record
 
-    def _submit(self, msg: Submit, user: str) -> Submitted:
+    def _submit(self, msg: Submit, user: str, identity: bytes) -> Submitted:
         limit = self.config.execution.max_queued_per_user
         if self.store.count_active(user) >= limit:
             raise QuotaExceededError(
@@ -156,7 +170,7 @@ class Handlers:
         outcome = "refused"
         try:
             pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
-            plate = self.plates.open(msg.plate)
+            plate = self._open_plate(msg.plate, identity)
             plan = compile_pipeline(
                 pipeline, plate, msg.wells, device=self.device, code=msg.pipeline_code
             )
@@ -164,6 +178,9 @@ class Handlers:
                 user, msg.plate, msg.pipeline_code, plan.wells, _options(msg)
             )
             outcome = "accepted"
+            omero = self.omero is not None and is_omero_ref(msg.plate)
+            if omero:
+                self.omero.hold(identity, record.id)
         finally:
             self.audit.record(
                 user=user,
@@ -187,7 +204,9 @@ class Handlers:
             ).payload,
         )
         self.server.publish(stored)
-        self.scheduler.enqueue(_active(record.id, plan, out, msg.options.preview_size))
+        active = _active(record.id, plan, out, msg.options.preview_size)
+        active.plate = plate if omero else None
+        self.scheduler.enqueue(active)
         log.info(
             "execution %s: %s submitted %d wells of %s",
             record.id,
@@ -204,6 +223,13 @@ class Handlers:
         for execution_id in execution_ids:
             record = self.store.get_execution(execution_id)
             if record is None:
+                continue
+            if is_omero_ref(record.plate):
+                self._fail(
+                    record,
+                    "the OMERO session is not kept across server restarts; "
+                    "submit the pipeline again",
+                )
                 continue
             try:
                 pipeline = load_pipeline(record.pipeline_code, self.catalogue)
@@ -228,6 +254,11 @@ class Handlers:
             log.info("execution %s resumes: %d wells left", execution_id, len(pending))
             self.scheduler.enqueue(active)
 
+    def _after_finalize(self, active: ActiveExecution) -> str | None:
+        if self.omero is None or not is_omero_ref(active.plan.plate_ref):
+            return None
+        return self.omero.write_back(active.id, self.results_root)
+
     def _fail(self, record: ExecutionRecord, error: str) -> None:
         event = draft(
             "finished",
@@ -250,13 +281,14 @@ class Handlers:
 
     def _preview(self, msg: Preview, identity: bytes) -> None:
         pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
-        plate = self.plates.open(msg.plate)
+        plate = self._open_plate(msg.plate, identity)
         well = plate.check_well(msg.well)
         plan = compile_pipeline(
             pipeline, plate, [well], device=self.device, code=msg.pipeline_code
         )
         size = max(16, min(msg.max_size, 4096))
-        task = PreviewTask(plan, well, msg.upto, msg.site, size)
+        carried = plate if is_omero_ref(msg.plate) else None
+        task = PreviewTask(plan, well, msg.upto, msg.site, size, carried)
         started = time.perf_counter()
 
         def reply(status: str, payload: Any) -> None:
@@ -292,6 +324,8 @@ class Handlers:
             stored = self.scheduler.cancel(msg.execution_id)
             if stored is not None:
                 self.server.publish(stored)
+            if self.omero is not None:
+                self.omero.release(msg.execution_id)
             self.audit.record(
                 user=user, action="cancel", outcome="ok", execution_id=record.id
             )
@@ -321,7 +355,7 @@ class Handlers:
 
 
 def wire_state(state: ExecutionState) -> str:
-    """The protocol's name of a stored state (the store says finished, the wire done)."""
+    """The wire name of a stored state: the store says finished, the wire done."""
     return "done" if state is ExecutionState.FINISHED else state.value
 
 

@@ -24,6 +24,7 @@ import msgspec
 
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.well import WellError, WellResult
+from openhcs_nb.plates.model import Plate
 from openhcs_nb.protocol import Finished, Progress, Started, WellDone, WellFailed
 from openhcs_nb.results.store import ResultsStore
 from openhcs_nb.server._events import draft
@@ -57,6 +58,7 @@ class ActiveExecution:
     running: dict[str, Worker] = field(default_factory=dict)
     cancelled: bool = False
     last_progress: float = 0.0
+    plate: Plate | None = None
 
 
 @dataclass
@@ -88,6 +90,9 @@ class Scheduler:
         self._turn = 0
         self._stopping = False
         self._threads: list[threading.Thread] = []
+        #: Called with the execution id once its tables are written; returns
+        #: an error text for the Finished event, or None (OMERO write-back).
+        self.after_finalize: Callable[[ActiveExecution], str | None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -255,7 +260,13 @@ class Scheduler:
             started = False
         try:
             if started:
-                task = WellTask(active.plan, well, str(active.out), active.preview_size)
+                task = WellTask(
+                    active.plan,
+                    well,
+                    str(active.out),
+                    active.preview_size,
+                    active.plate,
+                )
                 try:
                     status, payload = worker.run(task)
                 except WorkerDied as exc:
@@ -367,6 +378,8 @@ class Scheduler:
         except Exception as exc:
             error = f"writing the results tables failed: {exc}"
             log.exception("execution %s: finalize failed", active.id)
+        if error is None and self.after_finalize is not None:
+            error = self.after_finalize(active)
         record = self.store.get_execution(active.id)
         assert record is not None
         event = draft(

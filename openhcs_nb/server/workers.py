@@ -27,6 +27,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from openhcs_nb.execution.plan import ExecutionPlan
+from openhcs_nb.plates.model import Plate
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class WellTask:
     well: str
     out: str
     preview_size: int
+    plate: Plate | None = None  # set for plates a worker cannot reopen by ref alone
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class PreviewTask:
     upto: int | None
     site: int
     max_size: int
+    plate: Plate | None = None
 
 
 Task = WellTask | PreviewTask
@@ -93,11 +96,16 @@ def _worker_main(conn: Connection, device: str, cancel: Any, current: Any) -> No
             running[0] = serial
             if isinstance(task, WellTask):
                 result: Any = run_well(
-                    task.plan, task.well, task.out, task.preview_size
+                    task.plan, task.well, task.out, task.preview_size, task.plate
                 )
             else:
                 result = preview_well(
-                    task.plan, task.well, task.upto, task.site, task.max_size
+                    task.plan,
+                    task.well,
+                    task.upto,
+                    task.site,
+                    task.max_size,
+                    task.plate,
                 )
             running[0] = 0
             reply = (serial, "ok", result)
