@@ -11,6 +11,8 @@ the last plate and run) lives on the magics instance, one per shell.
 from __future__ import annotations
 
 import atexit
+import os
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -37,29 +39,69 @@ class OpenHCSMagics(Magics):
     # -- connection ----------------------------------------------------------------
 
     @magic_arguments()
-    @argument("address", nargs="?", help="tcp://host:port of the server")
-    @argument("--server-key", help="the server's public key file (CurveZMQ)")
+    @argument(
+        "address",
+        nargs="?",
+        help="tcp://host:port of the server (default: $OPENHCS_NB_SERVER)",
+    )
+    @argument(
+        "--server-key",
+        help="the server's public key file (default: $OPENHCS_NB_SERVER_KEY)",
+    )
+    @argument(
+        "--client-key",
+        help="your secret key file, its public half beside it "
+        "(default: $OPENHCS_NB_CLIENT_KEY)",
+    )
     @argument("--demo", action="store_true", help="start a local demo server")
     @line_magic
     def openhcs_connect(self, line: str) -> Any:
-        """Connect to an openhcs-nb execution server (or start the demo one)."""
+        """Connect to an openhcs-nb execution server (or start the demo one).
+
+        On JupyterHub the facility sets OPENHCS_NB_SERVER, OPENHCS_NB_SERVER_KEY
+        and OPENHCS_NB_CLIENT_KEY, so a bare ``%openhcs_connect`` is enough;
+        ``OMERO_SESSION_KEY`` is sent too when set.
+        """
         args = parse_argstring(self.openhcs_connect, line)
         from openhcs_nb.client import connect
 
+        env = os.environ
+        server_key = args.server_key or env.get("OPENHCS_NB_SERVER_KEY")
+        secret = args.client_key or env.get("OPENHCS_NB_CLIENT_KEY")
         if args.demo:
             address = self._start_demo()
             self.plate = self.plate or "demo"
-        elif args.address:
-            address = args.address
+            server_key = secret = None
+        elif args.address or env.get("OPENHCS_NB_SERVER"):
+            address = args.address or env["OPENHCS_NB_SERVER"]
         else:
-            raise UsageError("give a server address (tcp://host:port) or --demo")
+            raise UsageError(
+                "give a server address (tcp://host:port), set OPENHCS_NB_SERVER, "
+                "or use --demo"
+            )
+        keys = (Path(secret.removesuffix("_secret")), Path(secret)) if secret else None
         if self.connection is not None:
             self.connection.close()
         try:
-            self.connection = connect(address, server_key=args.server_key)
+            self.connection = connect(
+                address,
+                server_key=server_key,
+                client_keys=keys if server_key else None,
+                omero_session=env.get("OMERO_SESSION_KEY"),
+            )
         except OSError as exc:
             raise UsageError(f"cannot connect to {address}: {exc}") from None
         return self.connection
+
+    @line_magic
+    def openhcs_disconnect(self, line: str) -> None:
+        """Close the connection; stop the demo server if this notebook started it."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
 
     def _start_demo(self) -> str:
         if self.server is None or not self.server.running:

@@ -19,6 +19,7 @@ import numpy as np
 from openhcs_nb.protocol import (
     ArrayPacker,
     FetchReply,
+    Finished,
     WellDone,
     decode_event,
     encode,
@@ -26,7 +27,7 @@ from openhcs_nb.protocol import (
     unpack_array,
 )
 from openhcs_nb.protocol.events import Event
-from openhcs_nb.server.jobs import EventDraft, StoredEvent
+from openhcs_nb.server.jobs import EventDraft, ExecutionRecord, StoredEvent
 
 _BUFFERS = msgspec.msgpack.Decoder(list[bytes])
 
@@ -53,6 +54,25 @@ def draft(
         return bytes(encode(event, packer.buffers)[0])
 
     return EventDraft(kind, payload, blob)
+
+
+def finished_draft(
+    record: ExecutionRecord, state: str, error: str | None = None
+) -> EventDraft:
+    """The last event of an execution, with its final counts from the store."""
+    return draft(
+        "finished",
+        lambda seq, now: Finished(
+            execution_id=record.id,
+            seq=seq,
+            time=now,
+            state=state,
+            done=record.done,
+            failed=record.failed,
+            total=record.total,
+            error=error,
+        ),
+    )
 
 
 def frames_of(stored: StoredEvent) -> list[bytes]:

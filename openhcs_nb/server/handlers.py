@@ -29,7 +29,6 @@ from openhcs_nb.protocol import (
     ClientMessage,
     ExecutionsReply,
     Fetch,
-    Finished,
     Hello,
     HelloReply,
     PlateInfoReply,
@@ -51,7 +50,7 @@ from openhcs_nb.protocol import PlateInfo as PlateInfoCmd
 from openhcs_nb.protocol import Status as StatusCmd
 from openhcs_nb.protocol.records import ExecutionInfo
 from openhcs_nb.results.store import ResultsStore
-from openhcs_nb.server._events import draft, fetch_reply
+from openhcs_nb.server._events import draft, fetch_reply, finished_draft
 from openhcs_nb.server.audit import AuditLog
 from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.jobs import (
@@ -260,19 +259,7 @@ class Handlers:
         return self.omero.write_back(active.id, self.results_root)
 
     def _fail(self, record: ExecutionRecord, error: str) -> None:
-        event = draft(
-            "finished",
-            lambda seq, now: Finished(
-                execution_id=record.id,
-                seq=seq,
-                time=now,
-                state="failed",
-                done=record.done,
-                failed=record.failed,
-                total=record.total,
-                error=error,
-            ),
-        )
+        event = finished_draft(record, "failed", error)
         stored = self.store.set_execution_state(
             record.id, ExecutionTrigger.FAIL, error=error, event=event
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ class LocalServer:
         ready_timeout: float = 120.0,
     ):
         self.args = list(args)
+        self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="openhcs-server-"))
         self.env = env or {}
         self.log_path = log or self.workdir / "server.log"
@@ -114,6 +116,8 @@ class LocalServer:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return self.process.returncode
 
     def kill(self) -> None:

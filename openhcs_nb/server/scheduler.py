@@ -25,9 +25,9 @@ import msgspec
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.well import WellError, WellResult
 from openhcs_nb.plates.model import Plate
-from openhcs_nb.protocol import Finished, Progress, Started, WellDone, WellFailed
+from openhcs_nb.protocol import Progress, Started, WellDone, WellFailed
 from openhcs_nb.results.store import ResultsStore
-from openhcs_nb.server._events import draft
+from openhcs_nb.server._events import draft, finished_draft
 from openhcs_nb.server.jobs import (
     ExecutionTrigger,
     InvalidTransition,
@@ -382,19 +382,7 @@ class Scheduler:
             error = self.after_finalize(active)
         record = self.store.get_execution(active.id)
         assert record is not None
-        event = draft(
-            "finished",
-            lambda seq, now: Finished(
-                execution_id=active.id,
-                seq=seq,
-                time=now,
-                state="done",
-                done=record.done,
-                failed=record.failed,
-                total=record.total,
-                error=error,
-            ),
-        )
+        event = finished_draft(record, "done", error)
         self.publish_opt(
             self.store.set_execution_state(
                 active.id, ExecutionTrigger.FINISH, event=event
@@ -404,18 +392,7 @@ class Scheduler:
     def _finished_event(self, execution_id: str, state: str) -> StoredEvent:
         record = self.store.get_execution(execution_id)
         assert record is not None
-        event = draft(
-            "finished",
-            lambda seq, now: Finished(
-                execution_id=execution_id,
-                seq=seq,
-                time=now,
-                state=state,
-                done=record.done,
-                failed=record.failed,
-                total=record.total,
-            ),
-        )
+        event = finished_draft(record, state)
         return self.store.append_event(execution_id, event.kind, event.payload)
 
     def well_results(self, execution_id: str) -> list[WellResult]:

@@ -98,6 +98,8 @@ def test_when_ipython_shows_the_error_then_remote_frames_replace_local_ones(caps
         raise error
     except RemoteError:
         shell.showtraceback()
+    finally:
+        InteractiveShell.clear_instance()  # leave no shell for other tests
     out = capsys.readouterr().out
     assert "REMOTE FRAME LINE" in out
     assert "RemoteInternalError [internal]: boom" in out
