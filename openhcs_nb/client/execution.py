@@ -402,6 +402,22 @@ class Execution:
             f"{self._progress_text()}>"
         )
 
+    def _ipython_display_(self) -> None:
+        """In a notebook with widgets, a live progress panel; else the HTML snapshot.
+
+        The panel updates from the client's stream through a single writer on
+        the kernel's event loop (as dask's progress bars do), so displaying a
+        run never blocks the kernel.
+        """
+        from IPython.display import HTML, display
+
+        try:
+            from openhcs_nb.jupyter.run_panel import RunPanel
+        except ImportError:  # no ipywidgets: the static snapshot will do
+            display(HTML(self._repr_html_()))
+            return
+        display(RunPanel(self))
+
     def _repr_html_(self) -> str:
         from openhcs_nb.client._html import execution_html
 

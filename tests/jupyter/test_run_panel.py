@@ -120,3 +120,23 @@ def test_when_following_a_real_execution_then_all_wells_are_counted(conn):
     assert panel.done_wells == 6
     assert panel.cancel_button.disabled
     assert panel.title.value.endswith(": done")
+
+
+def test_when_an_execution_is_displayed_then_a_live_run_panel_is_shown(
+    demo_server, monkeypatch
+):
+    import IPython.display
+
+    from openhcs_nb import connect, default_pipeline
+    from openhcs_nb.jupyter.run_panel import RunPanel
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", shown.append)
+    with connect(demo_server.address) as conn:
+        run = conn.submit(default_pipeline(), "small.ome.zarr", wells=["A01"])
+        run._ipython_display_()
+        run.wait(60)
+        [panel] = shown
+        assert isinstance(panel, RunPanel)
+        panel.flush()
+        assert panel.execution is run
