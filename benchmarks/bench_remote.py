@@ -105,6 +105,41 @@ def rss_growth(tmp: Path, runs: int) -> tuple[float, float, float]:
     return first[0] / 2**20, last[0] / 2**20, last[1] / max(1, first[1])
 
 
+def cancel_latency(tmp: Path, repeats: int = 3) -> tuple[float, list[float]]:
+    """Seconds from cancel() to the Finished(cancelled) event, mid-well."""
+    from openhcs_nb import Pipeline, Step
+    from openhcs_nb.functions import gaussian_blur
+
+    slow = Step(
+        name="slow",
+        func={1: [(gaussian_blur, {"sigma": 8.0})] * 60},
+        group_by="channel",
+    )
+    pipeline = Pipeline("slow", (slow, *default_pipeline().steps))
+    args = [
+        "--demo",
+        "--port",
+        "0",
+        "--results",
+        str(tmp / "cancel"),
+        "--workers",
+        str(WORKERS),
+    ]
+    latencies = []
+    with LocalServer([*args, "--log-level", "WARNING"], tmp / "canceldir") as server:
+        conn = connect(server.address)
+        for _ in range(repeats):
+            run = conn.submit(pipeline, "demo")
+            time.sleep(2.0)  # let both workers get well into a well
+            start = time.perf_counter()
+            run.cancel()
+            run.wait(60)
+            latencies.append(time.perf_counter() - start)
+        conn.close()
+        ready = server.ready_seconds
+    return ready, latencies
+
+
 def stream_ratio(messages: int = 120) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     images = {
@@ -190,6 +225,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         local, remote, latencies, wells = wall_times(Path(tmp), args.repeats)
         rss_first, rss_last, worker_ratio = rss_growth(Path(tmp), args.rss_runs)
+        ready, cancels = cancel_latency(Path(tmp))
     ours, raw = stream_ratio()
     code = len(default_pipeline().to_code().encode())
     pickled = len(dill.dumps(default_pipeline()))
@@ -210,6 +246,10 @@ def main() -> None:
     )
     print(
         f"  ratio {rss_last / rss_first:.3f}  (goal ~1.0); workers' RSS ratio {worker_ratio:.3f}"
+    )
+    print(f"server ready in {ready:.2f} s (goal < 3 s)")
+    print(
+        f"cancel -> finished(cancelled): {', '.join(f'{c * 1000:.0f} ms' for c in cancels)} (goal < 1 s)"
     )
     print(f"pipeline code {code} B, dill {pickled} B, dill/code {pickled / code:.2f}")
 
