@@ -251,7 +251,10 @@ class Handlers:
             active.done, active.failed = record.done, record.failed
             active.preview_size = int(record.options.get("preview_size", 256))
             log.info("execution %s resumes: %d wells left", execution_id, len(pending))
-            self.scheduler.enqueue(active)
+            if pending:
+                self.scheduler.enqueue(active)
+            else:  # the crash came between the last well and the tables
+                self.scheduler.finish_now(active)
 
     def _after_finalize(self, active: ActiveExecution) -> str | None:
         if self.omero is None or not is_omero_ref(active.plan.plate_ref):

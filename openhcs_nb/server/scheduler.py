@@ -148,22 +148,31 @@ class Scheduler:
         InvalidTransition
             The execution already ended.
         """
+        # Exactly one party stores the Finished event: this call when nothing
+        # runs, else the dispatcher that settles the last interrupted well.
         with self._cond:
             active = self._find(execution_id)
+            finish_here = True
+            running: list[Worker] = []
             if active is not None:
                 active.cancelled = True
                 active.pending.clear()
+                running = list(active.running.values())
                 if active in self._waiting:
                     self._waiting.remove(active)
-        self.store.cancel(execution_id)
-        if active is None or not active.running:
-            with self._cond:
-                if active in self._running:
+                elif running:
+                    finish_here = False
+                elif active in self._running:
                     self._running.remove(active)
-            return self._finished_event(execution_id, "cancelled")
-        for worker in list(active.running.values()):
+        self.store.cancel(execution_id)
+        for worker in running:
             worker.cancel_current()
-        return None
+        return self._finished_event(execution_id, "cancelled") if finish_here else None
+
+    def finish_now(self, active: ActiveExecution) -> None:
+        """Finish an execution whose wells all settled before a crash."""
+        self._start_execution(active)
+        self._finish(active)
 
     def active_ids(self) -> list[str]:
         """Executions queued or running in this process."""
@@ -280,8 +289,12 @@ class Scheduler:
         finally:
             with self._cond:
                 active.running.pop(well, None)
-                settled = not active.running and not active.pending
-                if settled and active in self._running:
+                settled = (
+                    not active.running
+                    and not active.pending
+                    and active in self._running
+                )
+                if settled:
                     self._running.remove(active)
                 self._cond.notify_all()
         if settled and not self._stopping:

@@ -220,3 +220,38 @@ def test_when_demo_default_pipeline_resubmitted_then_results_match(demo_server):
         assert summary_a == summary_b
     finally:
         client.close()
+
+
+def test_when_crash_came_after_the_last_well_then_restart_finishes_the_run(
+    server_factory, small_plate_path
+):
+    import msgspec
+
+    from openhcs_nb import compile_pipeline, open_plate
+    from openhcs_nb.results.store import ResultsStore
+    from openhcs_nb.server.jobs import EventDraft, ExecutionTrigger, JobStore
+
+    server = server_factory()
+    server.results_root.mkdir(parents=True)
+    code = default_pipeline().to_code()
+    plan = compile_pipeline(default_pipeline(), open_plate(small_plate_path), ["A01"])
+    with JobStore(server.results_root / "jobs.sqlite3") as store:
+        record = store.create_execution("local", SMALL, code, ["A01"], {})
+        store.set_execution_state(record.id, ExecutionTrigger.START)
+        store.record_well_started(record.id, "A01")
+        summary = {"count": 3}
+        store.record_well_done(
+            record.id,
+            "A01",
+            msgspec.msgpack.encode(summary),
+            EventDraft("well_done", b"x"),
+        )
+    ResultsStore(server.results_root / record.id).create(plan)
+    server.start()
+    client = RawClient(server.address)
+    try:
+        status, _ = client.call(Status(rid=1, execution_id=record.id))
+        assert status.execution.state == "done", server.log()
+        assert (server.results_root / record.id / "wells.parquet").exists()
+    finally:
+        client.close()
