@@ -98,20 +98,6 @@ class Param:
         return value  # type: ignore[return-value]
 
 
-@dataclass(frozen=True)
-class FunctionContext:
-    """What the runner hands to a function besides its stack and parameters.
-
-    ``labels`` is the current object labels stack (same n as the input), for
-    functions that declare ``needs_labels``; ``names`` labels the stack's
-    planes (channel names when the step varies over channels).
-    """
-
-    labels: Any = None
-    names: tuple[str, ...] = ()
-    device: str = "cpu"
-
-
 @dataclass(frozen=True, eq=False)
 class Function:
     """A catalogue entry, callable like the function it wraps.
@@ -150,9 +136,28 @@ class Function:
     def __repr__(self) -> str:
         return f"<openhcs function {self.name} v{self.version}>"
 
-    def __call__(self, stack: Any, **kwargs: Any) -> Any:
-        """Run the NumPy implementation on ``stack`` with checked parameters."""
-        return self.impl(stack, **self.check_kwargs(kwargs))
+    def __call__(
+        self,
+        stack: Any,
+        *,
+        labels: Any = None,
+        names: tuple[str, ...] = (),
+        **kwargs: Any,
+    ) -> Any:
+        """Run the NumPy implementation on ``stack`` with checked parameters.
+
+        ``labels`` (a 2-D label image) and ``names`` (one per plane) are passed
+        on to functions that declare ``needs_labels`` / ``needs_context``, as the
+        runner does.
+        """
+        extra: dict[str, Any] = {}
+        if self.needs_labels:
+            extra["labels"] = labels
+        if self.needs_context:
+            extra["names"] = names
+        return self.impl(
+            stack, **self.resolved_kwargs(self.check_kwargs(kwargs)), **extra
+        )
 
     def check_kwargs(
         self, kwargs: Mapping[str, object], *, step: str | None = None

@@ -126,3 +126,19 @@ def test_when_stack_is_not_3d_then_the_error_names_the_function():
         functions.gaussian_blur(np.zeros((4, 4), np.float32))
     with pytest.raises(PipelineError, match="empty stack"):
         functions.fill_holes(np.zeros((0, 4, 4), bool))
+
+
+def test_when_a_measure_function_is_called_directly_then_labels_and_names_pass_through():
+    import numpy as np
+
+    from openhcs_nb.functions import measure_objects
+
+    stack = np.zeros((2, 16, 16), np.uint16)
+    stack[0, 2:6, 2:6] = 10
+    stack[1, 2:6, 2:6] = 30
+    labels = np.zeros((16, 16), np.int32)
+    labels[2:6, 2:6] = 1
+    _, side = measure_objects(stack, labels=labels, names=("a", "b"))
+    table = side["objects"]
+    assert list(table["area"]) == [16]
+    assert list(table["intensity_mean_b"]) == [30.0]
