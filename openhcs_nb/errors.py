@@ -86,6 +86,12 @@ class ExecutionError(OpenHCSError, RuntimeError):
     code = "execution_error"
 
 
+class NoDisplayError(OpenHCSError, RuntimeError):
+    """A desktop viewer (napari) was asked for on a machine without a display."""
+
+    code = "no_display"
+
+
 class OptionalDependencyError(OpenHCSError, ImportError):
     """An optional extra is needed for this feature; the message names it."""
 

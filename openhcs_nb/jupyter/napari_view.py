@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from openhcs_nb.errors import OpenHCSError, OptionalDependencyError
+from openhcs_nb.errors import NoDisplayError, OptionalDependencyError
 from openhcs_nb.jupyter._images import auto_contrast, split_planes
 from openhcs_nb.plates.model import split_well
 
@@ -37,11 +37,6 @@ if TYPE_CHECKING:
 COLORMAPS: tuple[str, ...] = ("blue", "green", "magenta", "red", "yellow", "cyan")
 _END = object()
 
-
-class NoDisplayError(OpenHCSError, RuntimeError):
-    """napari was asked for on a machine without a display."""
-
-    code = "no_display"
 
 
 def row_index(row: str) -> int:
