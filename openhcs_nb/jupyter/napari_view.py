@@ -38,7 +38,6 @@ COLORMAPS: tuple[str, ...] = ("blue", "green", "magenta", "red", "yellow", "cyan
 _END = object()
 
 
-
 def row_index(row: str) -> int:
     """``"A"`` -> 0, ``"Z"`` -> 25, ``"AA"`` -> 26 (inverse of ``row_letters``)."""
     if len(row) == 1:
