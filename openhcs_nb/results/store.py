@@ -41,8 +41,12 @@ ZARR_NAME = "results.ome.zarr"
 
 
 def pipeline_hash(code: str) -> str:
-    """A short, stable fingerprint of pipeline code (sha256, 16 hex digits)."""
-    return hashlib.sha256(code.encode()).hexdigest()[:16]
+    """The fingerprint of pipeline code everywhere: SHA-256 of its UTF-8, in hex.
+
+    The job store, the audit log, provenance and OMERO write-back all use it,
+    so one run can be followed across all of them.
+    """
+    return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
 @dataclass

@@ -49,7 +49,7 @@ from openhcs_nb.protocol import ListPlates as ListPlatesCmd
 from openhcs_nb.protocol import PlateInfo as PlateInfoCmd
 from openhcs_nb.protocol import Status as StatusCmd
 from openhcs_nb.protocol.records import ExecutionInfo
-from openhcs_nb.results.store import ResultsStore
+from openhcs_nb.results.store import ResultsStore, pipeline_hash
 from openhcs_nb.server._events import draft, fetch_reply, finished_draft
 from openhcs_nb.server.audit import AuditLog
 from openhcs_nb.server.config import ServerConfig
@@ -92,6 +92,7 @@ class Handlers:
         self.device = "cuda:0" if config.execution.gpus else "cpu"
         self.results_root = Path(config.results.root)
         self.omero = OmeroAccess(config) if config.omero.enabled else None
+        self.scheduler.on_finished = self._audit_finished
         if self.omero is not None:
             self.scheduler.after_finalize = self._after_finalize
 
@@ -166,7 +167,7 @@ class Handlers:
                 f"user {user!r} already has {limit} executions queued or running; "
                 "wait for one to finish or cancel one"
             )
-        outcome = "refused"
+        code_hash = pipeline_hash(msg.pipeline_code)
         try:
             pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
             plate = self._open_plate(msg.plate, identity)
@@ -176,19 +177,27 @@ class Handlers:
             record = self.store.create_execution(
                 user, msg.plate, msg.pipeline_code, plan.wells, _options(msg)
             )
-            outcome = "accepted"
             omero = self.omero is not None and is_omero_ref(msg.plate)
             if omero:
                 self.omero.hold(identity, record.id)
-        finally:
+        except Exception as exc:
             self.audit.record(
                 user=user,
                 action="submit",
-                outcome=outcome,
+                outcome="refused",
                 plate=msg.plate,
-                execution_id=record.id if outcome == "accepted" else None,
-                pipeline_hash=record.pipeline_hash if outcome == "accepted" else None,
+                pipeline_hash=code_hash,
+                detail=f"{getattr(exc, 'code', type(exc).__name__)}: {exc}",
             )
+            raise
+        self.audit.record(
+            user=user,
+            action="submit",
+            outcome="accepted",
+            plate=msg.plate,
+            execution_id=record.id,
+            pipeline_hash=code_hash,
+        )
         out = self.results_root / record.id
         ResultsStore(out).create(plan, {"execution_id": record.id, "user": user})
         position = len(self.scheduler.active_ids())
@@ -255,6 +264,20 @@ class Handlers:
                 self.scheduler.enqueue(active)
             else:  # the crash came between the last well and the tables
                 self.scheduler.finish_now(active)
+
+    def _audit_finished(self, execution_id: str, state: str, error: str | None) -> None:
+        record = self.store.get_execution(execution_id)
+        if record is None:
+            return
+        self.audit.record(
+            user=record.user,
+            action="finish",
+            outcome=state,
+            execution_id=execution_id,
+            plate=record.plate,
+            pipeline_hash=record.pipeline_hash,
+            detail={"done": record.done, "failed": record.failed, "error": error},
+        )
 
     def _after_finalize(self, active: ActiveExecution) -> str | None:
         if self.omero is None or not is_omero_ref(active.plan.plate_ref):

@@ -21,7 +21,6 @@ thread writes, readers (fetch, status) take the same lock; every call is short.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import sqlite3
@@ -34,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from openhcs_nb.errors import OpenHCSError, UnknownWellError
+from openhcs_nb.results.store import pipeline_hash
 from openhcs_nb.server import _jobs_schema as sql
 from openhcs_nb.server.job_states import (
     ACTIVE_STATES,
@@ -149,11 +149,6 @@ class CancelOutcome:
     running_wells: tuple[str, ...]
     cancelled_wells: int
     event: StoredEvent | None
-
-
-def pipeline_hash(code: str) -> str:
-    """Return the SHA-256 hex digest that identifies pipeline code in logs."""
-    return hashlib.sha256(code.encode("utf-8")).hexdigest()
 
 
 # --- the store ----------------------------------------------------------------------

@@ -93,6 +93,8 @@ class Scheduler:
         #: Called with the execution id once its tables are written; returns
         #: an error text for the Finished event, or None (OMERO write-back).
         self.after_finalize: Callable[[ActiveExecution], str | None] | None = None
+        #: Called with (execution id, final state, error) once Finished is stored.
+        self.on_finished: Callable[[str, str, str | None], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -401,12 +403,22 @@ class Scheduler:
                 active.id, ExecutionTrigger.FINISH, event=event
             )
         )
+        self._announce(active.id, "done", error)
+
+    def _announce(self, execution_id: str, state: str, error: str | None) -> None:
+        if self.on_finished is not None:
+            try:
+                self.on_finished(execution_id, state, error)
+            except Exception:
+                log.exception("execution %s: on_finished hook failed", execution_id)
 
     def _finished_event(self, execution_id: str, state: str) -> StoredEvent:
         record = self.store.get_execution(execution_id)
         assert record is not None
         event = finished_draft(record, state)
-        return self.store.append_event(execution_id, event.kind, event.payload)
+        stored = self.store.append_event(execution_id, event.kind, event.payload)
+        self._announce(execution_id, state, None)
+        return stored
 
     def well_results(self, execution_id: str) -> list[WellResult]:
         """The finished wells of an execution, rebuilt from the store."""

@@ -80,7 +80,7 @@ def test_when_run_then_provenance_records_the_pipeline(two_worker_results):
     code = (two_worker_results.path / "pipeline.py").read_text()
     assert code == default_pipeline().to_code()
     assert prov["pipeline_name"] == "nuclei"
-    assert len(prov["pipeline_hash"]) == 16
+    assert len(prov["pipeline_hash"]) == 64
 
 
 def test_when_one_well_is_unreadable_then_it_fails_and_the_rest_finish(

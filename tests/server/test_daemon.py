@@ -240,3 +240,23 @@ def test_when_executions_listed_then_newest_first_for_this_user(client):
     reply, _ = client.call(ListExecutions(rid=client.rid()))
     ids = [e.execution_id for e in reply.executions]
     assert ids.index(second.execution_id) < ids.index(first.execution_id)
+
+
+def test_when_runs_are_submitted_then_the_audit_log_follows_them(client, demo_server):
+    from openhcs_nb.results.store import pipeline_hash
+    from openhcs_nb.server.audit import read_audit
+
+    sub = submit(client, default_pipeline(), wells=["A03"])
+    wait_finished(client, sub.execution_id)
+    client.call(Submit(rid=client.rid(), pipeline_code="import os", plate=SMALL))
+    entries = read_audit(demo_server.results_root / "audit.jsonl")
+    mine = [e for e in entries if e.execution_id == sub.execution_id]
+    assert [(e.action, e.outcome) for e in mine] == [
+        ("submit", "accepted"),
+        ("finish", "done"),
+    ]
+    assert {e.pipeline_hash for e in mine} == {
+        pipeline_hash(default_pipeline().to_code())
+    }
+    refused = [e for e in entries if e.outcome == "refused"]
+    assert refused and "bad_pipeline_code" in str(refused[-1].detail)
