@@ -28,13 +28,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from openhcs_nb.errors import OpenHCSError, UnknownWellError
 from openhcs_nb.results.store import pipeline_hash
 from openhcs_nb.server import _jobs_schema as sql
+from openhcs_nb.server.job_records import (
+    CancelOutcome,
+    EventDraft,
+    ExecutionRecord,
+    StoredEvent,
+    WellRecord,
+)
 from openhcs_nb.server.job_states import (
     ACTIVE_STATES,
     EXECUTION_TRANSITIONS,
@@ -73,82 +79,6 @@ __all__ = [
     "WellRecord",
     "pipeline_hash",
 ]
-
-
-# --- records ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ExecutionRecord:
-    """One row of ``executions``, as stored."""
-
-    id: str
-    user: str
-    plate: str
-    pipeline_code: str
-    pipeline_hash: str
-    options: Mapping[str, Any]
-    state: ExecutionState
-    submitted_at: float
-    started_at: float | None
-    finished_at: float | None
-    error: str | None
-    last_seq: int
-    total: int
-    done: int
-    failed: int
-    cancelled: int
-
-    @property
-    def settled(self) -> bool:
-        """Whether every well has reached DONE, FAILED or CANCELLED."""
-        return self.done + self.failed + self.cancelled == self.total
-
-
-@dataclass(frozen=True, slots=True)
-class WellRecord:
-    """One row of ``wells``; ``summary`` is the msgpack bytes given at DONE.
-
-    ``attempt`` counts starts: 0 while never started, 2 after a crash and restart.
-    """
-
-    well: str
-    state: WellState
-    attempt: int
-    started_at: float | None
-    finished_at: float | None
-    summary: bytes | None
-    error: str | None
-    traceback: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """One committed event: publish ``payload`` (+ ``arrays``) exactly as stored."""
-
-    execution_id: str
-    seq: int
-    kind: str
-    payload: bytes
-    arrays: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class EventDraft:
-    """An event to log with a state change; ``payload`` may be ``seq -> bytes``."""
-
-    kind: str
-    payload: bytes | Callable[[int], bytes]
-    arrays: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CancelOutcome:
-    """What :meth:`JobStore.cancel` did; ``running_wells`` must still be stopped."""
-
-    running_wells: tuple[str, ...]
-    cancelled_wells: int
-    event: StoredEvent | None
 
 
 # --- the store ----------------------------------------------------------------------
