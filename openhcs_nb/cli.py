@@ -1,6 +1,6 @@
 """The ``openhcs-nb`` command line: run a pipeline on a plate, or the demo.
 
-``openhcs-nb run PLATE [--pipeline FILE.py] [--workers N] --out DIR``
+``openhcs-nb run PLATE [--pipeline FILE.py] [--workers N] [--dask [ADDR]] --out DIR``
 ``openhcs-nb demo [--local] [--workers N] [--out DIR]``
 """
 
@@ -27,6 +27,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="worker processes")
     run.add_argument("--out", type=Path, required=True, help="results directory")
     run.add_argument("--wells", nargs="*", help="only these wells")
+    run.add_argument(
+        "--dask",
+        nargs="?",
+        const=True,
+        metavar="SCHEDULER",
+        help="run the wells on Dask: a scheduler address, or a local cluster",
+    )
     demo = sub.add_parser("demo", help="run the default pipeline on the demo plate")
     demo.add_argument("--workers", type=int, default=None)
     demo.add_argument("--out", type=Path, default=None)
@@ -70,6 +77,7 @@ def _run(args: argparse.Namespace) -> int:
             out=args.out,
             wells=args.wells,
             on_well=lambda r: bar.update(1),
+            dask=args.dask,
         )
     print(results.wells.drop(columns=["error"]).to_string(index=False))
     for well, error in results.failed.items():

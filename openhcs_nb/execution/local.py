@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from pathlib import Path
+from typing import Any
 
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.plan import ExecutionPlan
@@ -48,11 +49,14 @@ def run_local(
     out: str | Path | None = None,
     wells: Sequence[str] | None = None,
     on_well: WellCallback | None = None,
+    dask: Any = None,
 ) -> Results:
     """Run ``pipeline`` on ``plate`` in local worker processes.
 
     ``workers=0`` runs in this process (handy under a debugger). Each finished
-    well is passed to ``on_well`` in the order wells complete.
+    well is passed to ``on_well`` in the order wells complete. ``dask`` hands
+    the wells to Dask instead: ``True`` for a local cluster of ``workers``
+    processes, or a ``distributed.Client`` / scheduler address.
 
     Raises
     ------
@@ -66,7 +70,13 @@ def run_local(
     path = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="openhcs-"))
     store = ResultsStore(path)
     store.create(plan)
-    results = execute_plan(plan, path, workers, on_well)
+    if dask is not None and dask is not False:
+        from openhcs_nb.execution.dask_executor import execute_plan_dask
+
+        cluster = None if dask is True else dask
+        results = execute_plan_dask(plan, path, cluster, workers, on_well)
+    else:
+        results = execute_plan(plan, path, workers, on_well)
     return store.finalize(results)
 
 

@@ -116,3 +116,18 @@ def test_when_out_omitted_then_a_fresh_directory_is_used(small_plate_path):
     results = run_local(default_pipeline(), small_plate_path, workers=0, wells=["A01"])
     assert Path(results.path).is_dir()
     assert (Path(results.path) / "wells.parquet").exists()
+
+
+def test_when_run_on_a_dask_cluster_then_results_equal_the_process_pool(
+    two_worker_results, small_plate_path, tmp_path
+):
+    pytest.importorskip("distributed")
+    on_dask = run_local(
+        default_pipeline(),
+        small_plate_path,
+        workers=2,
+        out=tmp_path / "dask",
+        dask=True,
+    )
+    pd.testing.assert_frame_equal(on_dask.wells, two_worker_results.wells)
+    assert len(on_dask.objects) == len(two_worker_results.objects)
