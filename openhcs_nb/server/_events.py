@@ -9,6 +9,7 @@ references are renumbered to index the reply's buffers.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,26 +34,29 @@ _BUFFERS = msgspec.msgpack.Decoder(list[bytes])
 
 
 def draft(
-    kind: str,
-    build: Callable[[int, float], Event],
+    event_type: type[Event],
+    execution_id: str,
     arrays: Mapping[str, np.ndarray] | None = None,
+    **fields: Any,
 ) -> EventDraft:
     """An event draft whose header is encoded once the store assigns its seq.
 
-    ``build(seq, time)`` makes the event; for a WellDone, ``arrays`` become its
-    previews (the refs are filled in here, frames numbered from 0).
+    ``fields`` are the event's own fields; ``execution_id``, ``seq`` and
+    ``time`` are filled in here. ``arrays`` become a WellDone's previews, their
+    frames numbered from 0. The stored kind is the type's snake-case name.
     """
     packer = ArrayPacker()
     refs = packer.add_all(arrays) if arrays else []
+    if refs:
+        fields["previews"] = refs
     blob = msgspec.msgpack.encode([bytes(b) for b in packer.buffers]) if refs else None
     now = time.time()
 
     def payload(seq: int) -> bytes:
-        event = build(seq, now)
-        if isinstance(event, WellDone) and refs:
-            event = msgspec.structs.replace(event, previews=refs)
+        event = event_type(execution_id=execution_id, seq=seq, time=now, **fields)
         return bytes(encode(event, packer.buffers)[0])
 
+    kind = re.sub(r"(?<!^)(?=[A-Z])", "_", event_type.__name__).lower()
     return EventDraft(kind, payload, blob)
 
 
@@ -61,17 +65,13 @@ def finished_draft(
 ) -> EventDraft:
     """The last event of an execution, with its final counts from the store."""
     return draft(
-        "finished",
-        lambda seq, now: Finished(
-            execution_id=record.id,
-            seq=seq,
-            time=now,
-            state=state,
-            done=record.done,
-            failed=record.failed,
-            total=record.total,
-            error=error,
-        ),
+        Finished,
+        record.id,
+        state=state,
+        done=record.done,
+        failed=record.failed,
+        total=record.total,
+        error=error,
     )
 
 

@@ -204,12 +204,7 @@ class Handlers:
         stored = self.store.append_event(
             record.id,
             "queued",
-            draft(
-                "queued",
-                lambda seq, now: Queued(
-                    execution_id=record.id, seq=seq, time=now, position=position
-                ),
-            ).payload,
+            draft(Queued, record.id, position=position).payload,
         )
         self.server.publish(stored)
         active = _active(record.id, plan, out, msg.options.preview_size)

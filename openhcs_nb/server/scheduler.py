@@ -216,17 +216,7 @@ class Scheduler:
         return active, well
 
     def _start_execution(self, active: ActiveExecution) -> None:
-        workers = len(self.workers)
-        event = draft(
-            "started",
-            lambda seq, now: Started(
-                execution_id=active.id,
-                seq=seq,
-                time=now,
-                total=active.total,
-                workers=workers,
-            ),
-        )
+        event = draft(Started, active.id, total=active.total, workers=len(self.workers))
         record = self.store.get_execution(active.id)
         if record is not None and record.state.name == "QUEUED":
             self.publish_opt(
@@ -315,17 +305,13 @@ class Scheduler:
             result: WellResult = payload
             summary = msgspec.msgpack.encode(result.summary)
             event = draft(
-                "well_done",
-                lambda seq, now: WellDone(
-                    execution_id=active.id,
-                    seq=seq,
-                    time=now,
-                    well=well,
-                    summary=result.summary,
-                    objects=int(result.summary.get("count", 0)),
-                    elapsed=result.seconds,
-                ),
+                WellDone,
+                active.id,
                 result.previews,
+                well=well,
+                summary=result.summary,
+                objects=int(result.summary.get("count", 0)),
+                elapsed=result.seconds,
             )
             self.publish(self.store.record_well_done(active.id, well, summary, event))
             active.done += 1
@@ -337,15 +323,7 @@ class Scheduler:
                 kind, message, trace = payload
             text = f"{kind}: {message}"
             event = draft(
-                "well_failed",
-                lambda seq, now: WellFailed(
-                    execution_id=active.id,
-                    seq=seq,
-                    time=now,
-                    well=well,
-                    error=text,
-                    remote_traceback=trace,
-                ),
+                WellFailed, active.id, well=well, error=text, remote_traceback=trace
             )
             self.publish(
                 self.store.record_well_failed(active.id, well, text, trace, event)
@@ -371,15 +349,11 @@ class Scheduler:
             return
         active.last_progress = now
         event = draft(
-            "progress",
-            lambda seq, t: Progress(
-                execution_id=active.id,
-                seq=seq,
-                time=t,
-                done=active.done,
-                failed=active.failed,
-                total=active.total,
-            ),
+            Progress,
+            active.id,
+            done=active.done,
+            failed=active.failed,
+            total=active.total,
         )
         self.publish(self.store.append_event(active.id, event.kind, event.payload))
 
