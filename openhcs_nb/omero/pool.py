@@ -24,19 +24,23 @@ log = logging.getLogger(__name__)
 Joiner = Callable[[str, OmeroSettings], OmeroSession]
 
 
-def _join(key: str, settings: OmeroSettings) -> OmeroSession:
-    return join_session(key, config=settings)
-
-
 class SessionPool:
     """Joined sessions by key, with holders and one keepalive thread."""
 
     def __init__(
-        self, config: Any = None, *, idle_s: float = 600.0, joiner: Joiner = _join
+        self,
+        config: Any = None,
+        *,
+        idle_s: float = 600.0,
+        joiner: Joiner | None = None,
+        gateway: Any = None,
     ) -> None:
         self.settings = omero_settings(config)
         self.idle_s = idle_s
-        self._joiner = joiner
+        self.gateway = gateway
+        self._joiner = joiner or (
+            lambda key, settings: join_session(key, config=settings, factory=gateway)
+        )
         self._lock = threading.Lock()
         self._sessions: dict[str, OmeroSession] = {}
         self._used: dict[str, float] = {}

@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from openhcs_nb.errors import OpenHCSError
 
@@ -52,8 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, omero_gateway: Any = None) -> int:
+    """Entry point; returns the exit status.
+
+    ``omero_gateway`` replaces omero-py's gateway factory; only tests pass it.
+    """
     args = _parser().parse_args(argv)
     try:
         if args.command == "keys":
@@ -62,14 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             cmd_keys_generate(args.directory, name=args.name)
             return 0
         if args.command == "writeback":
-            return _writeback(args)
-        return _serve(args)
+            return _writeback(args, omero_gateway)
+        return _serve(args, omero_gateway)
     except OpenHCSError as exc:
         print(f"openhcs-server: error: {exc}", file=sys.stderr)
         return 2
 
 
-def _writeback(args: argparse.Namespace) -> int:
+def _writeback(args: argparse.Namespace, omero_gateway: Any = None) -> int:
     """Write back as the submitting user: OMERO_SESSION_KEY must be theirs."""
     from openhcs_nb.omero.writeback import writeback_execution
     from openhcs_nb.server.config import load_config
@@ -80,7 +84,7 @@ def _writeback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve(args: argparse.Namespace, omero_gateway: Any = None) -> int:
     from openhcs_nb.server.config import demo_config, load_config
     from openhcs_nb.server.daemon import Server
 
@@ -106,7 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.plates_root:
         roots = (*config.plates.roots, *args.plates_root)
         config = replace(config, plates=replace(config.plates, roots=roots))
-    server = Server(config)
+    server = Server(config, omero_gateway=omero_gateway)
     server.start()
     ready = {
         "command": server.command_endpoint,

@@ -46,8 +46,13 @@ _BATCH = 64  # messages per socket per loop turn, so no socket starves another
 class Server:
     """A running execution server; build with a config, then ``start()``."""
 
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, *, omero_gateway: Any = None):
+        """``omero_gateway`` builds OMERO gateways (default: omero-py's BlitzGateway).
+
+        Tests pass their OMERO double here; the shipped daemon never does.
+        """
         self.config = config
+        self.omero_gateway = omero_gateway
         self.limits = Limits(max_message_bytes=config.server.max_message_bytes)
         self._stop = threading.Event()
         self._tls = threading.local()

@@ -91,7 +91,11 @@ class Handlers:
         self.catalogue = builtin_catalogue()
         self.device = "cuda:0" if config.execution.gpus else "cpu"
         self.results_root = Path(config.results.root)
-        self.omero = OmeroAccess(config) if config.omero.enabled else None
+        self.omero = (
+            OmeroAccess(config, gateway=server.omero_gateway)
+            if config.omero.enabled
+            else None
+        )
         self.scheduler.on_finished = self._audit_finished
         if self.omero is not None:
             self.scheduler.after_finalize = self._after_finalize

@@ -32,9 +32,10 @@ def is_omero_ref(ref: str) -> bool:
 class OmeroAccess:
     """Joined sessions by client connection, and plates opened through them."""
 
-    def __init__(self, config: Any):
+    def __init__(self, config: Any, *, gateway: Any = None):
         self.config = config
-        self.pool = SessionPool(config)
+        self.gateway = gateway
+        self.pool = SessionPool(config, gateway=gateway)
         self._keys: dict[bytes, tuple[str, str]] = {}  # identity -> (key, user)
         self._plates: dict[tuple[str, str], Plate] = {}
         self._lock = threading.Lock()
