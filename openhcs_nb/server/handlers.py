@@ -118,7 +118,7 @@ class Handlers:
             case Submit():
                 return self._submit(msg, user, identity), []
             case Preview():
-                self._preview(msg, identity)
+                self._preview(msg, user, identity)
                 return None
             case StatusCmd():
                 record = self._own(msg.execution_id, user)
@@ -211,7 +211,7 @@ class Handlers:
             draft(Queued, record.id, position=position).payload,
         )
         self.server.publish(stored)
-        active = _active(record.id, plan, out, msg.options.preview_size)
+        active = _active(record.id, user, plan, out, msg.options.preview_size)
         active.plate = plate if omero else None
         self.scheduler.enqueue(active)
         log.info(
@@ -254,7 +254,9 @@ class Handlers:
                 self._fail(record, f"cannot resume after a restart: {exc}")
                 continue
             pending = self.store.pending_wells(execution_id)
-            active = _active(execution_id, plan, self.results_root / execution_id, 0)
+            active = _active(
+                execution_id, record.user, plan, self.results_root / execution_id, 0
+            )
             active.pending = deque(pending)
             active.done, active.failed = record.done, record.failed
             active.preview_size = int(record.options.get("preview_size", 256))
@@ -291,7 +293,7 @@ class Handlers:
         if stored is not None:
             self.server.publish(stored)
 
-    def _preview(self, msg: Preview, identity: bytes) -> None:
+    def _preview(self, msg: Preview, user: str, identity: bytes) -> None:
         pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
         plate = self._open_plate(msg.plate, identity)
         well = plate.check_well(msg.well)
@@ -328,7 +330,7 @@ class Handlers:
             )
             self.server.reply_later(identity, answer, packer.buffers)
 
-        self.scheduler.preview(PreviewJob(task, reply))
+        self.scheduler.preview(PreviewJob(task, reply, user))
 
     def _cancel(self, msg: CancelCmd, user: str) -> CancelReply:
         record = self._own(msg.execution_id, user)
@@ -400,10 +402,11 @@ def _options(msg: Submit) -> dict[str, Any]:
 
 
 def _active(
-    execution_id: str, plan: Any, out: Path, preview_size: int
+    execution_id: str, user: str, plan: Any, out: Path, preview_size: int
 ) -> ActiveExecution:
     return ActiveExecution(
         id=execution_id,
+        user=user,
         plan=plan,
         out=out,
         preview_size=preview_size,

@@ -45,9 +45,14 @@ _PROGRESS_EVERY_S = 0.5
 
 @dataclass
 class ActiveExecution:
-    """An accepted execution the scheduler is working through."""
+    """An accepted execution the scheduler is working through.
+
+    ``user`` is the owner's principal (the authenticated key's user); fairness
+    is decided per user.
+    """
 
     id: str
+    user: str
     plan: ExecutionPlan
     out: Path
     preview_size: int
@@ -67,6 +72,7 @@ class PreviewJob:
 
     task: PreviewTask
     reply: Callable[[str, Any], None]
+    user: str = ""
 
 
 class Scheduler:
