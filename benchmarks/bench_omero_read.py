@@ -91,8 +91,6 @@ def build(root: Path, size: int, fields: int, channels: int) -> Path:
             )
     rel = tiff.relative_to(root / "ManagedRepository")
     description = {
-        "kind": "openhcs-nb-omero-test-double",
-        "double": str(TESTS / "omero_double.py"),
         "users": {"bench": {"id": 2, "groups": [3]}},
         "groups": {"3": {"name": "bench", "perms": "rwra--"}},
         "sessions": {"bench-key-000000000000": "bench"},

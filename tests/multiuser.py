@@ -67,7 +67,10 @@ def make_users(base: Path, names: list[str]) -> Users:
         _, secret = generate_keys(keys, name)
         pairs[name] = load_keypair(secret)
     users = Users(
-        load_keypair(server_secret).public, pairs, base / "authorized_keys", server_secret
+        load_keypair(server_secret).public,
+        pairs,
+        base / "authorized_keys",
+        server_secret,
     )
     users.write_authorized(names)
     return users

@@ -25,8 +25,19 @@ class ServerProcess:
         demo: bool = False,
         extra: str = "",
         env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        module: str = "openhcs_nb.server.cli",
+        limits: dict[str, object] | None = None,
     ):
+        """``limits`` overrides ``[limits]`` keys; by default tests may send
+        commands as fast as they like (``requests_per_second = 0``)."""
         self.base = base
+        self.limits: dict[str, object] = {
+            "max_queued_per_user": 50,
+            "requests_per_second": 0,
+            **(limits or {}),
+        }
+        self.args, self.module = args, module  # extra CLI args, entry module
         self.plates_root = plates_root
         self.results_root = base / "results"
         self.workers = workers
@@ -55,10 +66,12 @@ demo = {"true" if self.demo else "false"}
 [results]
 root = "{self.results_root}"
 
+[limits]
+{_toml_table(self.limits)}
+
 [execution]
 workers = {self.workers}
 max_concurrent_executions = {self.max_concurrent}
-max_queued_per_user = 50
 {self.extra}
 """
         )
@@ -66,7 +79,12 @@ max_queued_per_user = 50
 
     def start(self) -> ServerProcess:
         """Start (or restart, on the same ports) and wait until ready."""
-        server = LocalServer(["--config", str(self._config())], self.base, env=self.env)
+        server = LocalServer(
+            ["--config", str(self._config()), *self.args],
+            self.base,
+            env=self.env,
+            module=self.module,
+        )
         self._server = server.start()
         self.address, self.event_address = server.address, server.event_address
         self.ready_seconds = server.ready_seconds
@@ -85,3 +103,12 @@ max_queued_per_user = 50
         """SIGKILL: no chance to clean up, as in a crash."""
         if self._server is not None:
             self._server.kill()
+
+
+def _toml_table(values: dict[str, object]) -> str:
+    """``key = value`` lines for the scalars of one TOML table."""
+    lines = []
+    for key, value in values.items():
+        text = str(value).lower() if isinstance(value, bool) else repr(value)
+        lines.append(f"{key} = {text}")
+    return "\n".join(lines)

@@ -69,6 +69,7 @@ class RequestBook:
         self._ids = itertools.count(1)
         self._outbox: deque[_Request] = deque()
         self._pending: dict[int, _Request] = {}
+        self._delayed: list[tuple[float, _Request]] = []  # rate limited: resend at
 
     @property
     def waiting_to_send(self) -> bool:
@@ -79,6 +80,7 @@ class RequestBook:
         """The earliest deadline of any request, or None."""
         deadlines = [r.deadline for r in self._outbox]
         deadlines += [r.deadline for r in self._pending.values()]
+        deadlines += [when for when, _ in self._delayed]
         return min(deadlines, default=None)
 
     def add(
@@ -108,6 +110,11 @@ class RequestBook:
 
     def flush(self, send: Callable[[list[Any]], bool]) -> None:
         """Hand queued requests to ``send`` until it says the socket is full."""
+        if self._delayed:
+            now = time.monotonic()
+            due = [r for when, r in self._delayed if when <= now]
+            self._delayed = [(w, r) for w, r in self._delayed if w > now]
+            self._outbox.extend(due)
         while self._outbox:
             request = self._outbox[0]
             if not send(request.frames):
@@ -152,8 +159,10 @@ class RequestBook:
     def fail_all(self, error: BaseException) -> None:
         """Fail every request (the connection is closing)."""
         requests = [*self._outbox, *self._pending.values()]
+        requests += [r for _, r in self._delayed]
         self._outbox.clear()
         self._pending.clear()
+        self._delayed.clear()
         for request in requests:
             self._fail(request, error)
 
@@ -176,6 +185,8 @@ class RequestBook:
             return
         if reply.code == "session_invalid" and self._rehello(request):
             return
+        if reply.code == "rate_limited" and self._resend_later(request, reply):
+            return
         error = remote_error(
             reply.code, reply.message, reply.remote_traceback, reply.details
         )
@@ -197,6 +208,18 @@ class RequestBook:
             )
 
         self.add(self.hello, (), request.timeout, resend, request.on_error)
+        return True
+
+    def _resend_later(self, request: _Request, reply: ErrorReply) -> bool:
+        """Send a rate-limited request again once the server allows it."""
+        try:
+            wait = float(reply.details.get("retry_after") or 0.1)
+        except (TypeError, ValueError):
+            wait = 0.1
+        when = time.monotonic() + min(max(wait, 0.01), 5.0)
+        if when >= request.deadline:
+            return False
+        self._delayed.append((when, request))
         return True
 
     @staticmethod

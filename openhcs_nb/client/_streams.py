@@ -52,6 +52,7 @@ class _Stream:
     follower: Follower
     execution: Execution
     limit: int
+    topic: bytes = b""
     last_news: float = field(default_factory=time.monotonic)
     ending: bool = False
 
@@ -77,13 +78,20 @@ class StreamHub:
         """Ids of the executions still being followed."""
         return list(self._streams)
 
-    def follow(self, execution: Execution) -> None:
-        """Subscribe to ``execution``'s events, then backfill from seq 0."""
+    def follow(self, execution: Execution, stream_key: str = "") -> None:
+        """Subscribe to ``execution``'s events, then backfill from seq 0.
+
+        ``stream_key`` is the capability the server gave the owner (in
+        ``Submitted`` or ``ExecutionInfo``); without it the server admits no
+        subscription and the stream is fed by fetches alone.
+        """
         assert self._transport is not None
         if execution.id in self._streams or execution.done():
             return
-        self._transport.subscribe(event_topic(execution.id))
-        stream = _Stream(Follower(execution.id), execution, self._limit)
+        topic = event_topic(execution.id, stream_key)
+        if stream_key:
+            self._transport.subscribe(topic)
+        stream = _Stream(Follower(execution.id), execution, self._limit, topic)
         self._streams[execution.id] = stream
         self._pump(stream)
 
@@ -198,4 +206,4 @@ class StreamHub:
     def _drop(self, stream: _Stream) -> None:
         assert self._transport is not None
         if self._streams.pop(stream.follower.execution_id, None) is not None:
-            self._transport.unsubscribe(event_topic(stream.follower.execution_id))
+            self._transport.unsubscribe(stream.topic)

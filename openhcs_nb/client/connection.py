@@ -217,7 +217,11 @@ class Connection:
 
         def adopt(reply: Any, _buffers: Sequence[Any]) -> Execution:
             return self._adopt(
-                reply.execution_id, plate, wells=reply.wells, label=label
+                reply.execution_id,
+                plate,
+                reply.stream_key,
+                wells=reply.wells,
+                label=label,
             )
 
         return self._call(message, timeout=timeout, then=adopt)
@@ -311,6 +315,7 @@ class Connection:
             lambda: self._adopt(
                 info.execution_id,
                 info.plate,
+                info.stream_key,
                 state=info.state,
                 total=info.total,
                 label=info.label,
@@ -357,7 +362,9 @@ class Connection:
         result = future.result()
         return result[0] if then is None else result
 
-    def _adopt(self, execution_id: str, plate: str, **fields: Any) -> Execution:
+    def _adopt(
+        self, execution_id: str, plate: str, stream_key: str, **fields: Any
+    ) -> Execution:
         """I/O thread: the one handle of ``execution_id``, now followed."""
         with self._lock:
             execution = self._executions.get(execution_id)
@@ -366,7 +373,7 @@ class Connection:
                     self, execution_id, plate, dispatcher=self._dispatcher, **fields
                 )
                 self._executions[execution_id] = execution
-        self._hub.follow(execution)
+        self._hub.follow(execution, stream_key)
         return execution
 
     def _fetch_images(

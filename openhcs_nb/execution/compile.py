@@ -59,6 +59,7 @@ def compile_pipeline(
         layout=layout,
         steps=tuple(steps),
         wells=chosen,
+        confine=plate.confine,
     )
 
 

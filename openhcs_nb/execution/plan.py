@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from openhcs_nb.pipeline.catalogue import Function, Kind, Value
+from openhcs_nb.plates._containment import Confinement
 from openhcs_nb.plates.model import PlateLayout
 
 StepOutput = Literal["image", "labels", "measure"]
@@ -82,6 +83,8 @@ class ExecutionPlan:
     layout: PlateLayout
     steps: tuple[StepPlan, ...]
     wells: tuple[str, ...]
+    # The plate roots a worker must reopen ``plate_ref`` under (None: local).
+    confine: Confinement | None = None
 
     @property
     def labels_names(self) -> tuple[str, ...]:

@@ -51,7 +51,7 @@ def preview_well(
     ExecutionError
         The site is out of range, or a step produced an unusable value.
     """
-    source = plate if plate is not None else open_cached(plan.plate_ref)
+    source = plate if plate is not None else open_cached(plan.plate_ref, plan.confine)
     state = WellState.load(source, well, site=site)
     images = make_previews(state, max_size, site=site, prefix="input")
     run_steps(plan, state, upto)

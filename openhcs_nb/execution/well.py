@@ -18,6 +18,7 @@ import numpy as np
 
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.runner import WellState, run_steps
+from openhcs_nb.plates._containment import Confinement
 from openhcs_nb.plates.model import Plate
 
 
@@ -51,11 +52,15 @@ class WellResult:
 
 
 @functools.lru_cache(maxsize=8)
-def open_cached(ref: str) -> Plate:
-    """Plates are reopened once per worker process, not once per well."""
+def open_cached(ref: str, confine: Confinement | None = None) -> Plate:
+    """Plates are reopened once per worker process, not once per well.
+
+    A plan compiled on a server carries its plate roots, so the worker reopens
+    the plate under the same confinement as the server did.
+    """
     from openhcs_nb.plates import open_plate
 
-    return open_plate(ref)
+    return open_plate(ref, confine)
 
 
 def run_well(
@@ -68,7 +73,9 @@ def run_well(
     """Process ``well`` and, when ``out`` is a results store, write its outputs."""
     start = time.perf_counter()
     try:
-        source = plate if plate is not None else open_cached(plan.plate_ref)
+        source = (
+            plate if plate is not None else open_cached(plan.plate_ref, plan.confine)
+        )
         state = WellState.load(source, well)
         run_steps(plan, state)
         objects = concat_tables(state.objects)

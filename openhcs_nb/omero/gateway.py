@@ -130,7 +130,11 @@ class Gateway(Protocol):
         ...
 
     def createRawPixelsStore(self) -> RawPixelsStore:
-        """A new stateful RawPixelsStore (close it when done)."""
+        """The connection's ONE RawPixelsStore (the same proxy on every call).
+
+        The Pixels it is set to are therefore connection state; see
+        :mod:`openhcs_nb.plates._omero_store`.
+        """
         ...
 
     def getObject(self, obj_type: str, oid: int | None = None) -> Any:

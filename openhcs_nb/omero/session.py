@@ -45,6 +45,9 @@ class OmeroSession:
     group_id: int
     group_name: str
     closed: bool = False
+    #: what built ``gateway`` (None: omero-py's BlitzGateway); plate handles
+    #: carry it so worker processes rejoin through the same implementation
+    factory: GatewayFactory | None = field(default=None, repr=False)
 
     @property
     def where(self) -> str:
@@ -138,14 +141,6 @@ class KeepAlive:
         self.stop()
 
 
-def _factory(settings: OmeroSettings) -> GatewayFactory:
-    if settings.test_double is not None:
-        from openhcs_nb.omero._test_seam import double_factory
-
-        return double_factory(settings.test_double)
-    return blitz_gateway
-
-
 def join_session(
     key: str,
     host: str | None = None,
@@ -158,7 +153,7 @@ def join_session(
 
     ``config`` is anything :func:`omero_settings` accepts; ``host``/``port``
     override it. ``factory`` builds the unconnected gateway (default: a real
-    ``BlitzGateway``, or the test double when ``settings.test_double`` is set).
+    ``BlitzGateway``); tests pass a double here, nothing else can.
 
     Raises
     ------
@@ -176,7 +171,7 @@ def join_session(
         )
     if not key or not key.strip():
         raise SessionInvalidError("no OMERO session key was given")
-    gateway = (factory or _factory(settings))(settings.host, settings.port)
+    gateway = (factory or blitz_gateway)(settings.host, settings.port)
     try:
         with translate_errors("joining the OMERO session", settings.where):
             joined = gateway.connect(sUuid=key.strip())
@@ -208,6 +203,7 @@ def join_session(
         user_id=int(ctx.userId),
         group_id=int(ctx.groupId),
         group_name=str(ctx.groupName),
+        factory=factory,
     )
 
 

@@ -32,8 +32,10 @@ class OmeroSettings:
     falling back to the (slow) network path. ``labels`` is ``"rois"`` (one
     mask ROI per object on each field's image) or ``"none"``. ``replace``
     deletes the openhcs-nb outputs of earlier runs of the *same* pipeline on
-    the plate once the new ones are written. ``test_double`` is a test seam
-    (see :mod:`openhcs_nb.omero._test_seam`); it is None in production.
+    the plate once the new ones are written.
+
+    Nothing here chooses the gateway implementation: tests inject a double
+    through the ``factory`` parameters, never through configuration.
     """
 
     host: str = "localhost"
@@ -48,7 +50,6 @@ class OmeroSettings:
     keepalive_s: float = 60.0
     writeback_attempts: int = 3
     retry_delay_s: float = 2.0
-    test_double: Path | None = None
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.pixel_paths if p not in PIXEL_PATHS]

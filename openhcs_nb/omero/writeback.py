@@ -49,6 +49,7 @@ from openhcs_nb.omero._writers import (
     write_tables,
 )
 from openhcs_nb.omero.errors import NotAuthorizedError, WritebackError, translate_errors
+from openhcs_nb.omero.gateway import GatewayFactory
 from openhcs_nb.omero.session import OmeroSession, find_session_key, join_session
 from openhcs_nb.omero.settings import OmeroSettings, omero_settings
 
@@ -154,12 +155,14 @@ def writeback_execution(
     session: OmeroSession | None = None,
     session_key: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    factory: GatewayFactory | None = None,
 ) -> WritebackReport:
     """Write one execution's results to OMERO, retrying; record the outcome.
 
     Uses ``session`` (the server's joined session of the submitter), else joins
-    ``session_key`` or :func:`find_session_key`. ``config`` is anything
-    :func:`omero_settings` accepts (a ServerConfig, its [omero] section...).
+    ``session_key`` or :func:`find_session_key`, through ``factory`` (default:
+    omero-py's BlitzGateway). ``config`` is anything :func:`omero_settings`
+    accepts (a ServerConfig, its [omero] section...).
 
     Raises
     ------
@@ -184,7 +187,7 @@ def writeback_execution(
                 f"write-back of {execution_id}: no OMERO session key "
                 "(set OMERO_SESSION_KEY to a session of the submitting user)"
             )
-        session = join_session(key, config=settings)
+        session = join_session(key, config=settings, factory=factory)
     try:
         return _attempts(session, store, report, settings, sleep)
     finally:

@@ -13,6 +13,8 @@ import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from openhcs_nb.plates._containment import Confinement, read_bytes
+
 Value = str | int | float | bool
 
 
@@ -101,15 +103,22 @@ def find_htd(folder: Path) -> Path | None:
     return found[0] if found else None
 
 
-def read_htd(folder: Path) -> HtdInfo | None:
+def read_htd(folder: Path, confine: Confinement | None = None) -> HtdInfo | None:
     """Parse the folder's HTD file, or None when there is none.
 
-    Files that are not UTF-8 are read as Latin-1, which never fails.
+    Files that are not UTF-8 are read as Latin-1, which never fails. With
+    ``confine`` the file is read only when it lies inside the plate roots: its
+    wavelength names reach the client, so a linked file would leak its text.
+
+    Raises
+    ------
+    UnknownPlateError
+        With ``confine``: the HTD file leads outside the plate roots.
     """
     path = find_htd(folder)
     if path is None:
         return None
-    raw = path.read_bytes()
+    raw = read_bytes(confine, path, str(folder))
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -9,6 +9,10 @@ straight after the wavelength (``A01_s1_w1<UUID>.tif``). Thumbnails
 (``..._thumb...``) are skipped. When ``ZStep_*`` folders exist beside images,
 the images beside them are projections and are skipped too. Without
 ``TimePoint_*`` folders the images sit in the root (timepoint 1).
+
+With a confinement, every image file and folder the index uses that is a
+symlink must lead inside the plate roots. Only symlinks cost a check (the
+directory entry says whether it is one), so large folders index as fast.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from openhcs_nb.errors import PlateError
+from openhcs_nb.plates._containment import Confinement
 from openhcs_nb.plates.model import split_well, well_name
 
 _UUID = r"[0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12}"
@@ -87,27 +92,44 @@ def looks_like_imagexpress(root: Path) -> bool:
     return bool(_images(entries))
 
 
-def scan(root: Path) -> FileIndex:
+def _guard(
+    entries: list[os.DirEntry[str]], confine: Confinement | None, ref: str
+) -> None:
+    """Refuse a used entry that is a symlink leading outside the plate roots."""
+    if confine is None:
+        return
+    for entry in entries:
+        if entry.is_symlink():
+            confine.check(entry.path, ref)
+
+
+def scan(root: Path, confine: Confinement | None = None) -> FileIndex:
     """Walk ``root`` once and index every image file.
 
     Raises
     ------
+    UnknownPlateError
+        With ``confine``: an image file or folder links outside the plate roots.
     PlateError
         Two files claim the same plane, or no image file was found.
     """
+    ref = str(root)
     entries = _entries(root)
+    _guard([e for e in entries if _TIME_DIR.match(e.name)], confine, ref)
     times = _dirs(entries, _TIME_DIR)
     levels = [(t, name, _entries(root / name)) for t, name in times] or [
         (1, "", entries)
     ]
     files: dict[Key, str] = {}
     for t, t_dir, t_entries in levels:
+        _guard([e for e in t_entries if _Z_DIR.match(e.name)], confine, ref)
         z_dirs = _dirs(t_entries, _Z_DIR)
         planes = [(z, f"{t_dir}/{name}".lstrip("/")) for z, name in z_dirs]
         groups = [(z, rel, _entries(root / rel)) for z, rel in planes] or [
             (1, t_dir, t_entries)
         ]
         for z, rel, z_entries in groups:
+            _guard([e for e in z_entries if IMAGE_NAME.match(e.name)], confine, ref)
             for name, match in _images(z_entries):
                 row, col = split_well(match["well"])
                 key = (

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from openhcs_nb.errors import PlateError
+from openhcs_nb.plates._containment import Confinement, read_bytes, relative_key
 
 _AXIS_ORDER = ("t", "c", "z", "y", "x")
 
@@ -28,35 +29,42 @@ class GroupDoc:
     ome: dict[str, Any]
 
 
-def read_group(path: Path) -> GroupDoc | None:
+def read_group(
+    path: Path, confine: Confinement | None = None, ref: str = ""
+) -> GroupDoc | None:
     """The OME attributes of the group at ``path``, or None if it is no group.
 
     Zarr v3 keeps them under ``attributes.ome`` in ``zarr.json``; Zarr v2 keeps
-    them at the top of ``.zattrs``.
+    them at the top of ``.zattrs``. With ``confine`` the file is read only when
+    it lies inside the plate roots (``ref`` names the plate in errors).
 
     Raises
     ------
+    UnknownPlateError
+        The metadata file leads outside the plate roots.
     PlateError
         The metadata file exists but is not valid JSON.
     """
     v3 = path / "zarr.json"
     v2 = path / ".zattrs"
     if v3.is_file():
-        doc = _load_json(v3)
+        doc = _load_json(v3, confine, ref)
         attrs = doc.get("attributes") or {}
         ome = attrs.get("ome", attrs)
         return GroupDoc(path, 3, ome if isinstance(ome, dict) else {})
     if v2.is_file():
-        attrs = _load_json(v2)
+        attrs = _load_json(v2, confine, ref)
         return GroupDoc(path, 2, attrs)
     if (path / ".zgroup").is_file():
+        if confine is not None:
+            confine.check(path / ".zgroup", ref)
         return GroupDoc(path, 2, {})
     return None
 
 
-def _load_json(path: Path) -> dict[str, Any]:
+def _load_json(path: Path, confine: Confinement | None, ref: str) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(read_bytes(confine, path, ref or str(path)).decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PlateError(f"cannot read OME-Zarr metadata {path}: {exc}") from exc
     if not isinstance(doc, dict):
@@ -136,7 +144,7 @@ def _plate_well(
 ) -> PlateWell:
     if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
         raise PlateError(f"{where} has no 'path'")
-    path = entry["path"].strip("/")
+    path = relative_key(entry["path"], where)
     parts = path.split("/")
     r_idx, c_idx = entry.get("rowIndex"), entry.get("columnIndex")
     if not isinstance(r_idx, int) or not isinstance(c_idx, int):
@@ -165,7 +173,8 @@ def parse_well_images(doc: GroupDoc) -> tuple[str, ...]:
     for i, image in enumerate(images):
         if not isinstance(image, dict) or not isinstance(image.get("path"), str):
             raise PlateError(f"well metadata of {doc.path}: images[{i}] has no path")
-        paths.append(image["path"].strip("/"))
+        where = f"well metadata of {doc.path}: images[{i}]"
+        paths.append(relative_key(image["path"], where))
     return tuple(paths)
 
 
@@ -198,6 +207,7 @@ def parse_image(doc: GroupDoc) -> ImageDoc:
     if not isinstance(level0, str):
         raise PlateError(f"{where}: datasets[0] has no path")
     axes = _axes(first.get("axes"), where)
+    level0 = relative_key(level0, f"{where}: datasets[0]")
     return ImageDoc(level0, axes, _channel_labels(doc.ome.get("omero")))
 
 

@@ -11,19 +11,24 @@ in the image's native byte order, whatever the path:
   endian; mapped with ``numpy.memmap`` and copied only when a plane is asked for.
 - ``ice``: the RawPixelsStore service, one ``getPlane`` round trip per plane
   (tiles for planes larger than :data:`MAX_PLANE_BYTES`), big-endian bytes.
+  The store is the connection's, shared with every plate of the session
+  (:mod:`openhcs_nb.plates._omero_store`).
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from openhcs_nb.errors import PlateError
 from openhcs_nb.plates._omero_meta import OmeroImage
+
+if TYPE_CHECKING:
+    from openhcs_nb.plates._omero_store import SharedPixelStore
 
 #: Larger planes are fetched over Ice in tiles (OMERO's Ice.MessageSizeMax is 64 MiB).
 MAX_PLANE_BYTES = 32 * 1024 * 1024
@@ -99,20 +104,18 @@ class RomioSource:
 
 
 class IceSource:
-    """Planes over Ice from a RawPixelsStore shared by the plate (under a lock)."""
+    """Planes over Ice from the connection's RawPixelsStore (under its lock)."""
 
     path = "ice"
 
     def __init__(
         self,
         image: OmeroImage,
-        store: Callable[[int], Any],
-        lock: threading.Lock,
-        on_error: Callable[[str], Any],
+        shared: SharedPixelStore,
+        on_error: Callable[[str], AbstractContextManager[Any]],
     ) -> None:
         self._image = image
-        self._store = store  # pixels id -> a RawPixelsStore set to that id
-        self._lock = lock
+        self._shared = shared  # sets the store to this image's pixels per read
         self._on_error = on_error  # context manager factory translating omero errors
 
     def plane(self, z: int, c: int, t: int) -> np.ndarray:
@@ -120,8 +123,10 @@ class IceSource:
         image = self._image
         dtype = _big_endian(image)
         nbytes = image.size_x * image.size_y * dtype.itemsize
-        with self._lock, self._on_error(f"reading image {image.image_id} over Ice"):
-            store = self._store(image.pixels_id)
+        with (
+            self._on_error(f"reading image {image.image_id} over Ice"),
+            self._shared.reading(image.group_id, image.pixels_id) as store,
+        ):
             if nbytes <= MAX_PLANE_BYTES:
                 raw = store.getPlane(z, c, t)
                 return _decode(raw, dtype, (image.size_y, image.size_x))

@@ -5,6 +5,10 @@ optional ``.HTD`` file adds the plate size and wavelength names. Sites,
 wavelengths, z-steps and timepoints are numbered from 1 in file names and
 become indices from 0 in order of their numbers. Reading opens files read-only
 with tifffile and never writes into the folder.
+
+Opened with a :class:`Confinement` (as a server does), symlinked image files,
+folders and the HTD file must lead inside the plate roots (checked when the
+folder is indexed), and every TIFF is opened through the confinement.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from openhcs_nb.errors import PlateError, UnknownPlateError
+from openhcs_nb.plates._containment import Confinement, open_file
 from openhcs_nb.plates._htd import HtdInfo, read_htd
 from openhcs_nb.plates._ix_index import FileIndex, looks_like_imagexpress, scan
 from openhcs_nb.plates.model import Plate, PlateLayout, row_letters, split_well
@@ -22,7 +27,7 @@ from openhcs_nb.plates.model import Plate, PlateLayout, row_letters, split_well
 _PLATE_SIZES = ((2, 3), (3, 4), (4, 6), (6, 8), (8, 12), (16, 24), (32, 48))
 
 
-def detect(path: Path) -> bool:
+def detect(path: Path, confine: Confinement | None = None) -> bool:
     """True for a folder holding an HTD file, TimePoint folders or well TIFFs."""
     return path.is_dir() and looks_like_imagexpress(path)
 
@@ -31,9 +36,14 @@ class ImageXpressPlate(Plate):
     """An ImageXpress folder; ``read_image`` opens one TIFF per plane."""
 
     def __init__(
-        self, ref: str, layout: PlateLayout, root: Path, index: FileIndex
+        self,
+        ref: str,
+        layout: PlateLayout,
+        root: Path,
+        index: FileIndex,
+        confine: Confinement | None = None,
     ) -> None:
-        super().__init__(ref, layout)
+        super().__init__(ref, layout, confine)
         self._root = root
         self._index = index
 
@@ -46,6 +56,8 @@ class ImageXpressPlate(Plate):
         ------
         UnknownWellError
             The well is not on the plate.
+        UnknownPlateError
+            The plate is confined and the file leads outside the plate roots.
         PlateError
             An index is out of range, the plane's file is missing, or the file
             does not hold a 2-D image of the plate's size and type.
@@ -76,7 +88,8 @@ class ImageXpressPlate(Plate):
                 f"in {self._root}"
             )
         try:
-            data = np.squeeze(tifffile.imread(self._root / rel, key=0))
+            with open_file(self.confine, self._root / rel, self.ref) as handle:
+                data = np.squeeze(tifffile.imread(handle, key=0))
         except (OSError, ValueError, tifffile.TiffFileError) as exc:
             raise PlateError(f"cannot read {self._root / rel}: {exc}") from exc
         if data.shape != self.layout.shape or str(data.dtype) != self.layout.dtype:
@@ -87,22 +100,28 @@ class ImageXpressPlate(Plate):
         return data
 
 
-def open_imagexpress_plate(path: Path) -> ImageXpressPlate:
+def open_imagexpress_plate(
+    path: Path, confine: Confinement | None = None
+) -> ImageXpressPlate:
     """Index the folder at ``path``; its ref is the absolute path.
 
     Raises
     ------
     UnknownPlateError
-        ``path`` is not a folder.
+        ``path`` is not a folder, or (with ``confine``) it, an image file,
+        a folder or the HTD file leads outside the plate roots.
     PlateError
         No images, two files for one plane, or an unreadable first image.
     """
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
         raise UnknownPlateError(f"{root} is not an ImageXpress folder")
-    index = scan(root)
-    htd = read_htd(root) or HtdInfo()
-    shape, dtype = _first_image_info(root / index.files[min(index.files)])
+    if confine is not None:
+        confine.check(root, str(root))
+    index = scan(root, confine)
+    htd = read_htd(root, confine) or HtdInfo()
+    first = root / index.files[min(index.files)]
+    shape, dtype = _first_image_info(first, confine, str(root))
     rows, columns = _grid(index, htd)
     layout = PlateLayout(
         name=root.name,
@@ -116,15 +135,17 @@ def open_imagexpress_plate(path: Path) -> ImageXpressPlate:
         dtype=dtype,
         shape=shape,
     )
-    return ImageXpressPlate(str(root), layout, root, index)
+    return ImageXpressPlate(str(root), layout, root, index, confine)
 
 
-def _first_image_info(path: Path) -> tuple[tuple[int, int], str]:
+def _first_image_info(
+    path: Path, confine: Confinement | None, ref: str
+) -> tuple[tuple[int, int], str]:
     """Plane size and pixel type from the first TIFF page, without its pixels."""
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tif:
+        with open_file(confine, path, ref) as handle, tifffile.TiffFile(handle) as tif:
             page = tif.pages.first
             shape, dtype = tuple(s for s in page.shape if s != 1), page.dtype
     except (OSError, ValueError, tifffile.TiffFileError) as exc:

@@ -7,7 +7,9 @@ channels (by name), z-planes and timepoints of one pixel type and size.
 Sources subclass :class:`Plate` and implement :meth:`Plate.read_image`. A plate
 is a small description plus a ``ref`` string, so it pickles cheaply and a worker
 process can reopen it with ``open_plate(plate.ref)``: workers are sent
-references to pixels, never pixels.
+references to pixels, never pixels. A plate opened with a confinement (a
+server's plate roots) keeps it and pickles with it, so a worker reopens it
+under the same confinement.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from openhcs_nb.errors import UnknownWellError
+
+if TYPE_CHECKING:
+    from openhcs_nb.plates._containment import Confinement
 
 WELL_DIMS: tuple[str, ...] = ("site", "t", "channel", "z", "y", "x")
 _WELL = re.compile(r"^([A-Z]{1,2})(\d{1,3})$")
@@ -88,11 +94,20 @@ class WellImages:
 
 
 class Plate(ABC):
-    """A readable plate; subclasses supply :meth:`read_image`."""
+    """A readable plate; subclasses supply :meth:`read_image`.
 
-    def __init__(self, ref: str, layout: PlateLayout):
+    ``confine`` is the confinement the plate was opened under (None locally);
+    readers open every file through it.
+    """
+
+    confine: Confinement | None = None
+
+    def __init__(
+        self, ref: str, layout: PlateLayout, confine: Confinement | None = None
+    ):
         self.ref = ref
         self.layout = layout
+        self.confine = confine
 
     def __repr__(self) -> str:
         lay = self.layout
@@ -102,10 +117,12 @@ class Plate(ABC):
             f"{lay.shape[0]}x{lay.shape[1]} {lay.dtype}>"
         )
 
-    def __reduce__(self) -> tuple[object, tuple[str]]:
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         from openhcs_nb.plates import open_plate
 
-        return open_plate, (self.ref,)
+        if self.confine is None:
+            return open_plate, (self.ref,)
+        return open_plate, (self.ref, self.confine)
 
     @property
     def name(self) -> str:

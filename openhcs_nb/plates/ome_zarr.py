@@ -8,6 +8,11 @@ one field at a time by :meth:`OmeZarrPlate.read_well`.
 
 A well listed in the plate metadata whose group is missing is left out of
 ``layout.wells``; asking for it raises :class:`UnknownWellError` saying so.
+
+Opened with a :class:`Confinement` (as a server does), every metadata file and
+every chunk is read only when it lies inside the plate roots (see
+``_containment``); the plate root and each well group are checked when the
+plate is opened, field groups, arrays and chunks when they are read.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from openhcs_nb.errors import PlateError, UnknownPlateError, UnknownWellError
+from openhcs_nb.plates._containment import Confinement
 from openhcs_nb.plates._ome_zarr_meta import (
     ImageDoc,
     PlateDoc,
@@ -41,10 +47,18 @@ _LETTERS = re.compile(r"^[A-Z]{1,2}$")
 _TCZYX = ("t", "c", "z", "y", "x")
 
 
-def detect(path: Path) -> bool:
-    """True when ``path`` is a Zarr group carrying OME ``plate`` metadata."""
+def detect(path: Path, confine: Confinement | None = None) -> bool:
+    """True when ``path`` is a Zarr group carrying OME ``plate`` metadata.
+
+    Raises
+    ------
+    UnknownPlateError
+        With ``confine``: the group's metadata leads outside the plate roots.
+    """
     try:
-        doc = read_group(path) if path.is_dir() else None
+        doc = read_group(path, confine, str(path)) if path.is_dir() else None
+    except UnknownPlateError:
+        raise
     except PlateError:
         return False
     return doc is not None and isinstance(doc.ome.get("plate"), dict)
@@ -60,8 +74,9 @@ class OmeZarrPlate(Plate):
         root: Path,
         well_fields: dict[str, tuple[str, ...]],
         missing: dict[str, str],
+        confine: Confinement | None = None,
     ) -> None:
-        super().__init__(ref, layout)
+        super().__init__(ref, layout, confine)
         self._root = root
         self._well_fields = well_fields  # well name -> field group paths
         self._missing = missing  # well name -> why it cannot be read
@@ -96,11 +111,11 @@ class OmeZarrPlate(Plate):
                 f"(this well has {len(fields)})"
             )
         group = self._root / fields[site]
-        doc = read_group(group)
+        doc = read_group(group, self.confine, self.ref)
         if doc is None:
             raise PlateError(f"plate {self.name!r}, well {well}: missing field {group}")
         image = parse_image(doc)
-        array = _open_array(group / image.level0)
+        array = _open_array(self._root, f"{fields[site]}/{image.level0}", self.confine)
         _check_array(array, image, self.layout, f"{well} field {site}")
         self._open[key] = (array, image.axes)
         return array, image.axes
@@ -152,11 +167,17 @@ class OmeZarrPlate(Plate):
         return WellImages(well, out, lay.channels)
 
 
-def _open_array(path: Path) -> Any:
+def _open_array(root: Path, key: str, confine: Confinement | None) -> Any:
+    """The array at ``key`` in the plate at ``root``; confined when asked."""
     import zarr  # lazy: zarr is only needed once pixels are read
 
+    path = root / key
     try:
-        return zarr.open_array(str(path), mode="r")
+        if confine is None:
+            return zarr.open_array(str(path), mode="r")
+        from openhcs_nb.plates._confined_store import open_confined_array
+
+        return open_confined_array(root, key, confine, str(root))
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise PlateError(f"cannot open OME-Zarr array {path}: {exc}") from exc
 
@@ -189,18 +210,22 @@ def _to_tczyx(data: np.ndarray, axes: tuple[str, ...]) -> np.ndarray:
     return np.transpose(data, [present.index(a) for a in _TCZYX])
 
 
-def open_ome_zarr_plate(path: Path) -> OmeZarrPlate:
+def open_ome_zarr_plate(path: Path, confine: Confinement | None = None) -> OmeZarrPlate:
     """Open the OME-Zarr plate at ``path``; its ref is the absolute path.
 
     Raises
     ------
     UnknownPlateError
-        ``path`` has no OME plate metadata.
+        ``path`` has no OME plate metadata, a metadata path leaves the plate,
+        or (with ``confine``) a group it reads leads outside the plate roots.
     PlateError
         The metadata is malformed, or no listed well can be read.
     """
     root = Path(path).expanduser().resolve()
-    doc = read_group(root)
+    ref = str(root)
+    if confine is not None:
+        confine.check(root, ref)
+    doc = read_group(root, confine, ref)
     if doc is None or not isinstance(doc.ome.get("plate"), dict):
         raise UnknownPlateError(f"{root} is not an OME-Zarr plate (no plate metadata)")
     plate = parse_plate(doc)
@@ -212,7 +237,7 @@ def open_ome_zarr_plate(path: Path) -> OmeZarrPlate:
         )
         if name in well_fields or name in missing:
             raise PlateError(f"{root}: well {name} is listed twice")
-        well_doc = read_group(root / entry.path)
+        well_doc = read_group(root / entry.path, confine, ref)
         if well_doc is None:
             missing[name] = f"its group {entry.path!r} does not exist in {root}"
             continue
@@ -223,21 +248,24 @@ def open_ome_zarr_plate(path: Path) -> OmeZarrPlate:
         well_fields[name] = tuple(f"{entry.path}/{f}" for f in fields)
     if not well_fields:
         raise PlateError(f"{root}: none of the {len(plate.wells)} listed wells exists")
-    layout = _layout(root, plate, well_fields)
-    return OmeZarrPlate(str(root), layout, root, well_fields, missing)
+    layout = _layout(root, plate, well_fields, confine)
+    return OmeZarrPlate(ref, layout, root, well_fields, missing, confine)
 
 
 def _layout(
-    root: Path, plate: PlateDoc, well_fields: dict[str, tuple[str, ...]]
+    root: Path,
+    plate: PlateDoc,
+    well_fields: dict[str, tuple[str, ...]],
+    confine: Confinement | None,
 ) -> PlateLayout:
     """Build the layout from the first field of the first existing well."""
     first_well, fields = next(iter(well_fields.items()))
     group = root / fields[0]
-    doc = read_group(group)
+    doc = read_group(group, confine, str(root))
     if doc is None:
         raise PlateError(f"well {first_well}: missing field group {group}")
     image = parse_image(doc)
-    array = _open_array(group / image.level0)
+    array = _open_array(root, f"{fields[0]}/{image.level0}", confine)
     if array.ndim != len(image.axes):
         raise PlateError(f"{group}: {array.ndim}-D array but axes {image.axes}")
     sizes = dict(zip(image.axes, array.shape, strict=True))

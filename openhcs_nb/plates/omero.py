@@ -17,17 +17,17 @@ Refs: ``omero:123``, or ``omero:123?acquisition=45`` to pick one run of a plate
 with several PlateAcquisitions (the first one by id is the default).
 
 Worker processes: pickling a plate sends a :class:`OmeroPlateHandle` (plate,
-session key, settings); the worker joins the same session and runs the same
-query as the user, once per process (:func:`reopen_omero_plate` is cached).
+session key, settings, and the gateway factory the session was joined with:
+None, omero-py's BlitzGateway, in production); the worker joins the same
+session and runs the same query as the user, once per process
+(:func:`reopen_omero_plate` is cached).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import re
-import threading
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +39,7 @@ from openhcs_nb.omero.errors import (
     SessionInvalidError,
     translate_errors,
 )
+from openhcs_nb.omero.gateway import GatewayFactory
 from openhcs_nb.omero.session import OmeroSession, find_session_key, join_session
 from openhcs_nb.omero.settings import OmeroSettings, omero_settings
 from openhcs_nb.plates._omero_files import OriginalFiles
@@ -53,6 +54,7 @@ from openhcs_nb.plates._omero_pixels import (
     romio_path,
 )
 from openhcs_nb.plates._omero_query import load_plate_meta
+from openhcs_nb.plates._omero_store import shared_store
 from openhcs_nb.plates.model import Plate, WellImages
 
 _REF = re.compile(r"^omero:(\d+)(?:\?acquisition=(\d+))?$")
@@ -83,6 +85,8 @@ class OmeroPlateHandle:
     ref: str
     key: str = field(repr=False)
     settings: OmeroSettings
+    #: None (BlitzGateway) or a picklable, hashable factory (tests' double)
+    factory: GatewayFactory | None = field(default=None, repr=False)
 
 
 class OmeroPlate(Plate):
@@ -100,9 +104,8 @@ class OmeroPlate(Plate):
         self._originals = OriginalFiles(managed, meta.files) if managed else None
         self._sources: dict[int, PixelSource] = {}
         self._why: dict[int, list[str]] = {}
-        self._ice_lock = threading.Lock()
-        self._store: Any = None
-        self._store_state: tuple[int | None, int] | None = None  # group, pixels id
+        # The connection's one RawPixelsStore: its pixels id is session state.
+        self._ice = shared_store(session.gateway)
         #: planes read so far, per path ("original", "romio", "ice")
         self.planes_read: dict[str, int] = {"original": 0, "romio": 0, "ice": 0}
 
@@ -115,7 +118,9 @@ class OmeroPlate(Plate):
 
     def handle(self) -> OmeroPlateHandle:
         """The picklable description a worker reopens this plate from."""
-        return OmeroPlateHandle(self.ref, self.session.key, self.settings)
+        return OmeroPlateHandle(
+            self.ref, self.session.key, self.settings, self.session.factory
+        )
 
     def __reduce__(self) -> tuple[Any, tuple[OmeroPlateHandle]]:
         return reopen_omero_plate, (self.handle(),)
@@ -197,31 +202,10 @@ class OmeroPlate(Plate):
                 reasons.append(f"romio: no buffer of the right size at {file}")
                 return None
             return RomioSource(file, image)
-        return IceSource(
-            image, self._ice_store_for(image), self._ice_lock, self._errors
-        )
+        return IceSource(image, self._ice, self._errors)
 
     def _errors(self, what: str) -> AbstractContextManager[None]:
         return translate_errors(what, self.session.where)
-
-    def _ice_store_for(self, image: OmeroImage) -> Any:
-        def store(pixels_id: int) -> Any:
-            """The shared RawPixelsStore, set to ``pixels_id`` (lock held)."""
-            state = (image.group_id, pixels_id)
-            if self._store is not None and self._store_state == state:
-                return self._store
-            if self._store is not None and self._store_state[0] != image.group_id:
-                self._store.close()
-                self._store = None
-            if self._store is None:
-                self._store = self.session.gateway.createRawPixelsStore()
-            # Stateful services need a concrete group, never "-1".
-            ctx = {"omero.group": str(image.group_id)} if image.group_id else None
-            self._store.setPixelsId(pixels_id, False, ctx)
-            self._store_state = state
-            return self._store
-
-        return store
 
     # -- reading ----------------------------------------------------------------------
 
@@ -279,22 +263,24 @@ class OmeroPlate(Plate):
         """Close open files and the Ice store; leave the session if we joined it."""
         if self._originals is not None:
             self._originals.close()
-        with self._ice_lock:
-            if self._store is not None:
-                with contextlib.suppress(Exception):  # the session may be gone
-                    self._store.close()
-                self._store = None
+        self._ice.close()  # the next reader of the session sets it again
         if self._owns_session:
             self.session.close()
 
 
 def open_omero_plate(
-    ref: str, *, session: OmeroSession | None = None, config: Any = None
+    ref: str,
+    *,
+    session: OmeroSession | None = None,
+    config: Any = None,
+    factory: GatewayFactory | None = None,
 ) -> OmeroPlate:
     """Open ``"omero:<plate id>"`` as the user of ``session``.
 
     Without a session, the key comes from :func:`find_session_key`
-    (``OMERO_SESSION_KEY``) and the plate leaves that session when closed.
+    (``OMERO_SESSION_KEY``), is joined through ``factory`` (default: omero-py's
+    BlitzGateway) and the plate leaves that session when closed. With one, the
+    session's own factory is used (and travels to workers).
     ``config`` is anything :func:`omero_settings` accepts (default: the
     session's settings, else the ``OMERO_*`` environment variables).
 
@@ -321,7 +307,7 @@ def open_omero_plate(
                 f"opening {ref}: no OMERO session key (set OMERO_SESSION_KEY, or "
                 "log in with openhcs_nb.omero.session.login)"
             )
-        session = join_session(key, config=omero_settings(config))
+        session = join_session(key, config=omero_settings(config), factory=factory)
     elif config is not None:
         session = dataclasses.replace(session, settings=omero_settings(config))
     try:
@@ -346,7 +332,7 @@ def reopen_omero_plate(handle: OmeroPlateHandle) -> OmeroPlate:
         As :func:`open_omero_plate`.
     """
     plate_id, acquisition = parse_ref(handle.ref)
-    session = join_session(handle.key, config=handle.settings)
+    session = join_session(handle.key, config=handle.settings, factory=handle.factory)
     try:
         meta = load_plate_meta(session, plate_id, acquisition)
     except BaseException:

@@ -38,6 +38,7 @@ from openhcs_nb.protocol.codec import (
     encode,
     event_frames,
     event_topic,
+    parse_topic,
 )
 from openhcs_nb.protocol.errors import (
     ERROR_CODES,
@@ -153,6 +154,7 @@ __all__ = [
     "error_reply",
     "event_frames",
     "event_topic",
+    "parse_topic",
     "function_to_wire",
     "pack_arrays",
     "plate_info_to_wire",

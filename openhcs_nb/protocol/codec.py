@@ -66,6 +66,9 @@ EXECUTION_ID_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,128}\Z")
 #: Ends every topic, so subscribing to ``event_topic("ab")`` never matches "abc".
 TOPIC_END = b"/"
 
+#: Characters a stream key may use (the server makes them as hex).
+STREAM_KEY_PATTERN = re.compile(r"[A-Za-z0-9]{0,64}\Z")
+
 
 class _Envelope(msgspec.Struct):
     """The keys read from a header that failed to decode, to explain why."""
@@ -192,21 +195,49 @@ def decode_event(
     return _decode(frames, _EVENTS, limits)
 
 
-def event_topic(execution_id: str) -> bytes:
-    """The PUB topic of an execution: its id in ASCII, then ``TOPIC_END``.
+def event_topic(execution_id: str, stream_key: str = "") -> bytes:
+    """The PUB topic of an execution: ``<id>/<stream key>/`` in ASCII.
 
-    SUB sockets subscribe by prefix; ``b""`` subscribes to every execution.
+    The stream key is the execution's capability: the server admits a
+    subscription to this exact topic only from the execution's owner, and
+    never a prefix of it (so ``b""`` subscribes to nothing).
 
     Raises
     ------
     MalformedMessage
-        The id has characters outside ``EXECUTION_ID_PATTERN``.
+        The id or key has characters outside their patterns.
     """
     if not isinstance(execution_id, str) or not EXECUTION_ID_PATTERN.match(
         execution_id
     ):
         raise MalformedMessage(f"{execution_id!r} is not a valid execution id")
-    return execution_id.encode("ascii") + TOPIC_END
+    if not isinstance(stream_key, str) or not STREAM_KEY_PATTERN.match(stream_key):
+        raise MalformedMessage("the stream key is not valid")
+    topic = execution_id.encode("ascii") + TOPIC_END
+    return topic + stream_key.encode("ascii") + TOPIC_END if stream_key else topic
+
+
+def parse_topic(topic: bytes) -> tuple[str, str]:
+    """``(execution id, stream key)`` of a topic made by :func:`event_topic`.
+
+    Raises
+    ------
+    MalformedMessage
+        ``topic`` is not exactly such a topic.
+    """
+    try:
+        text = bytes(topic).decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedMessage("the topic is not ASCII") from None
+    parts = text.split("/")
+    if len(parts) == 2 and parts[1] == "":
+        parts = [parts[0], "", ""]
+    if len(parts) != 3 or parts[2] != "":
+        raise MalformedMessage(f"{text[:140]!r} is not an event topic")
+    execution_id, stream_key = parts[0], parts[1]
+    if event_topic(execution_id, stream_key) != bytes(topic):
+        raise MalformedMessage(f"{text[:140]!r} is not an event topic")
+    return execution_id, stream_key
 
 
 def event_frames(
@@ -242,7 +273,7 @@ def decode_event_frames(
     except (TypeError, ValueError):
         raise MalformedMessage("the topic frame is not bytes") from None
     event, buffers = _decode(frames[1:], _EVENTS, limits)
-    if topic != event_topic(event.execution_id):
+    if parse_topic(topic)[0] != event.execution_id:
         raise MalformedMessage(
             f"topic {topic[:140]!r} does not match execution {event.execution_id!r}"
         )
@@ -288,8 +319,22 @@ def _frame_views(frames: Sequence[Any], limits: Limits) -> list[memoryview]:
                 f"frame {index} is not a contiguous bytes buffer "
                 f"({type(frame).__name__})"
             ) from None
-    _check_sizes(views[0].nbytes, [v.nbytes for v in views[1:]], limits)
+    try:
+        _check_sizes(views[0].nbytes, [v.nbytes for v in views[1:]], limits)
+    except MessageTooLarge as exc:
+        if views[0].nbytes <= limits.max_header_bytes:
+            exc.rid = _peek_rid(views[0])
+        raise
     return views
+
+
+def _peek_rid(header: memoryview) -> int | None:
+    """The request id of a refused message, so its sender hears which one."""
+    try:
+        rid = _ENVELOPE.decode(header).rid
+    except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
+        return None
+    return rid if type(rid) is int else None
 
 
 def _check_sizes(header: int, buffers: list[int], limits: Limits) -> None:

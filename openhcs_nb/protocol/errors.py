@@ -84,6 +84,10 @@ ERROR_CODES: dict[str, str] = {
     "session_invalid": "the OMERO session key is unknown or expired; say Hello again",
     "quota_exceeded": "the user's queued or running executions are at their limit",
     "rate_limited": "too many requests; retry later (details: retry_after seconds)",
-    "busy": "the server cannot take more work now; retry later",
-    "internal": "the server failed; remote_traceback says where",
+    "busy": "the server cannot take more work now, or the client has too many "
+    "unread replies; retry later",
+    "storage_error": "the server could not write to its disk (full?); nothing "
+    "was started",
+    "well_timeout": "a well or preview ran longer than the server's time limit",
+    "internal": "the server failed; details carry an incident id for its log",
 }

@@ -130,7 +130,11 @@ ClientMessage = (
 
 
 class HelloReply(_Message, kw_only=True):
-    """The server's identity, catalogue and capacity; ``user`` as authenticated."""
+    """The server's identity, catalogue and capacity; ``user`` as authenticated.
+
+    ``user`` is the CurveZMQ key's name (``local`` without keys); ``omero_user``
+    is the OMERO user whose session this connection joined, if any.
+    """
 
     server_version: str
     protocol_version: int
@@ -141,6 +145,7 @@ class HelloReply(_Message, kw_only=True):
     user: str
     session_id: str | None = None
     event_port: int = 0
+    omero_user: str | None = None
 
 
 class PlatesReply(_Message, kw_only=True):
@@ -160,11 +165,15 @@ class Submitted(_Message, kw_only=True):
 
     A client that subscribes after this reply fetches ``since_seq=0`` once to
     catch the events published before its subscription took effect.
+    ``stream_key`` goes into the event topic it subscribes to
+    (``event_topic(execution_id, stream_key)``); the server admits that
+    subscription only from the execution's owner.
     """
 
     execution_id: str
     wells: list[str]
     seq: int
+    stream_key: str = ""
 
 
 class PreviewReply(_Message, kw_only=True):

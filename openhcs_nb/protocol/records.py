@@ -20,7 +20,7 @@ from __future__ import annotations
 import msgspec
 
 #: The protocol version this code speaks; carried in every message as ``v``.
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 #: States an execution can be in; the transition table lives in ``server/jobs.py``.
 EXECUTION_STATES: tuple[str, ...] = (
@@ -124,3 +124,6 @@ class ExecutionInfo(msgspec.Struct, frozen=True, kw_only=True):
     last_seq: int = 0
     label: str = ""
     error: str | None = None
+    stream_key: str = ""
+    omero_user: str | None = None
+    note: str | None = None

@@ -24,7 +24,6 @@ from openhcs_nb.protocol import (
     WellDone,
     decode_event,
     encode,
-    event_topic,
     unpack_array,
 )
 from openhcs_nb.protocol.events import Event
@@ -76,9 +75,9 @@ def finished_draft(
 
 
 def frames_of(stored: StoredEvent) -> list[bytes]:
-    """The PUB frames of a stored event: topic, header, buffers."""
+    """The frames of a stored event after its topic: header, buffers."""
     buffers = _BUFFERS.decode(stored.arrays) if stored.arrays else []
-    return [event_topic(stored.execution_id), stored.payload, *buffers]
+    return [stored.payload, *buffers]
 
 
 def fetch_reply(

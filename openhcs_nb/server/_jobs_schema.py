@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -35,7 +35,9 @@ CREATE TABLE IF NOT EXISTS executions (
     total         INTEGER NOT NULL,
     done          INTEGER NOT NULL DEFAULT 0,
     failed        INTEGER NOT NULL DEFAULT 0,
-    cancelled     INTEGER NOT NULL DEFAULT 0
+    cancelled     INTEGER NOT NULL DEFAULT 0,
+    omero_user    TEXT,
+    stream_key    TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS executions_by_state ON executions (state);
 CREATE INDEX IF NOT EXISTS executions_by_user ON executions (user, state);
@@ -72,7 +74,7 @@ SCHEMA: tuple[str, ...] = tuple(
 EXECUTION_COLUMNS = (
     "id, user, plate, pipeline_code, pipeline_hash, options_json, state, "
     "submitted_at, started_at, finished_at, error, last_seq, total, done, failed, "
-    "cancelled"
+    "cancelled, omero_user, stream_key"
 )
 WELL_COLUMNS = (
     "well, state, attempt, started_at, finished_at, summary, error, traceback"
@@ -90,6 +92,26 @@ def connect(path: Path, synchronous: str) -> tuple[sqlite3.Connection, int]:
     db.execute("PRAGMA foreign_keys=ON")
     db.execute("PRAGMA busy_timeout=5000")
     return db, int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+#: Steps that bring a store of version ``n`` to ``n + 1``, each run in the
+#: caller's transaction. Version 2: executions remember their OMERO user and
+#: the stream key that authorises their event subscriptions.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE executions ADD COLUMN omero_user TEXT",
+        "ALTER TABLE executions ADD COLUMN stream_key TEXT NOT NULL DEFAULT ''",
+        "UPDATE executions SET stream_key = lower(hex(randomblob(16)))",
+    ),
+}
+
+
+def migrate(db: sqlite3.Connection, version: int) -> None:
+    """Upgrade a store from ``version`` to ``SCHEMA_VERSION`` (caller's transaction)."""
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            db.execute(statement)
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def create_tables(db: sqlite3.Connection) -> None:

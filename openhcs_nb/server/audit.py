@@ -1,6 +1,7 @@
 """Append-only audit log: one JSON object per line, one line per decision.
 
-Rules: every submit, cancel and refusal is recorded with who, what and the outcome.
+Rules: every command that changes or reveals state, accepted or refused, is
+recorded with who (user and connection), what and the outcome.
 Each entry is written with a single ``write`` on a file opened for appending and
 flushed before :meth:`AuditLog.record` returns; with ``fsync=True`` it is also on
 disk. Values that JSON cannot encode are written as their ``str()`` so that
@@ -31,6 +32,8 @@ class AuditEntry:
     plate: str | None = None
     pipeline_hash: str | None = None
     detail: str | Mapping[str, Any] | None = None
+    peer: str | None = None
+    omero_user: str | None = None
 
 
 class AuditLog:
@@ -54,6 +57,8 @@ class AuditLog:
         plate: str | None = None,
         pipeline_hash: str | None = None,
         detail: str | Mapping[str, Any] | None = None,
+        peer: str | None = None,
+        omero_user: str | None = None,
     ) -> AuditEntry:
         """Append one entry (e.g. action ``submit``, outcome ``accepted``).
 
@@ -72,6 +77,8 @@ class AuditLog:
             plate=plate,
             pipeline_hash=pipeline_hash,
             detail=detail,
+            peer=peer,
+            omero_user=omero_user,
         )
         line = json.dumps(asdict(entry), default=str, separators=(",", ":")) + "\n"
         with self._lock:

@@ -13,9 +13,10 @@ import logging
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+from msgspec.structs import replace
 
 from openhcs_nb.errors import OpenHCSError
 
@@ -79,7 +80,9 @@ def _writeback(args: argparse.Namespace, omero_gateway: Any = None) -> int:
     from openhcs_nb.server.config import load_config
 
     config = load_config(args.config)
-    report = writeback_execution(args.execution_id, config.results.root, config)
+    report = writeback_execution(
+        args.execution_id, config.results.root, config, factory=omero_gateway
+    )
     print(f"openhcs-server: wrote {args.execution_id} back to OMERO: {report}")
     return 0
 

@@ -2,8 +2,10 @@
 
 Rules:
 
-- The sections and keys are exactly the fields of the dataclasses below. An unknown
-  section or key in the file is an error that names it, so typos cannot pass silently.
+- The sections and keys are exactly the fields of the msgspec Structs below, each
+  declared once with its type, bounds and description. The file is read with
+  ``msgspec.convert``: an unknown section or key, a wrong type or a value out of
+  bounds is an error that names its key path, so typos cannot pass silently.
 - ``OPENHCS_NB_<SECTION>_<KEY>`` (upper case) overrides ``[section] key`` from the
   file, e.g. ``OPENHCS_NB_EXECUTION_WORKERS=4``. Environment text is converted to
   the field's type: integers, floats, booleans (``1/0, true/false, yes/no, on/off``),
@@ -11,7 +13,8 @@ Rules:
 - Relative paths in the file are relative to the file's folder; relative paths in
   the environment are relative to the working directory. ``~`` is expanded.
 - :meth:`ServerConfig.validate` holds the cross-field rules, above all: binding to
-  anything but loopback requires CurveZMQ keys. ``load_config`` always validates.
+  anything but loopback requires CurveZMQ keys. ``load_config`` always validates;
+  :func:`check_config` lists every refusal at once.
 """
 
 from __future__ import annotations
@@ -20,17 +23,57 @@ import ipaddress
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_type_hints
+from typing import Any
+
+import msgspec
+import msgspec.inspect as mi
 
 from openhcs_nb.errors import OpenHCSError
+from openhcs_nb.server._config_parse import (
+    env_value,
+    error_path,
+    is_optional,
+    lookup,
+    path_hook,
+    readable,
+)
+from openhcs_nb.server._config_sections import (
+    AuditSection,
+    ExecutionSection,
+    LimitsSection,
+    OmeroSection,
+    PlatesSection,
+    ResultsSection,
+    SecuritySection,
+    ServerSection,
+    _Section,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10 only
     import tomli as tomllib
+
+__all__ = [
+    "ENV_PREFIX",
+    "AuditSection",
+    "ConfigError",
+    "ExecutionSection",
+    "LimitsSection",
+    "OmeroSection",
+    "PlatesSection",
+    "ResultsSection",
+    "SecuritySection",
+    "ServerConfig",
+    "ServerSection",
+    "check_config",
+    "demo_config",
+    "env_name",
+    "is_loopback_address",
+    "load_config",
+]
 
 log = logging.getLogger(__name__)
 
@@ -50,105 +93,17 @@ class ConfigError(OpenHCSError, ValueError):
         super().__init__(f"{where}: {reason}")
 
 
-def _cpu_count() -> int:
-    return os.cpu_count() or 1
-
-
-def _default_results_root() -> Path:
-    data_home = os.environ.get("XDG_DATA_HOME") or "~/.local/share"
-    return Path(data_home).expanduser() / "openhcs-nb"
-
-
-@dataclass(frozen=True)
-class ServerSection:
-    """Where the two sockets bind and how large their queues and messages may be."""
-
-    command_address: str = "tcp://127.0.0.1:7710"
-    event_address: str = "tcp://127.0.0.1:7711"
-    max_message_bytes: int = 64 * 1024 * 1024
-    send_hwm: int = 10_000
-    recv_hwm: int = 1_000
-
-
-@dataclass(frozen=True)
-class PlatesSection:
-    """Plates open only under ``roots``; ``demo`` offers the synthetic plate."""
-
-    roots: tuple[Path, ...] = ()
-    demo: bool = False
-
-
-@dataclass(frozen=True)
-class ResultsSection:
-    """The job database, audit log and result stores live under ``root``."""
-
-    root: Path = field(default_factory=_default_results_root)
-
-
-@dataclass(frozen=True)
-class ExecutionSection:
-    """Worker processes, GPU placement, queue limits and preview size."""
-
-    workers: int = field(default_factory=_cpu_count)
-    gpus: tuple[int, ...] = ()
-    max_concurrent_executions: int = 2
-    max_queued_per_user: int = 20
-    preview_size: int = 256
-    cancel_grace_s: float = 5.0
-
-
-@dataclass(frozen=True)
-class SecuritySection:
-    """CurveZMQ keys; ``require_curve`` forces them even on loopback."""
-
-    server_secret_key: Path | None = None
-    authorized_keys: Path | None = None
-    require_curve: bool = False
-
-
-@dataclass(frozen=True)
-class OmeroSection:
-    """The OMERO source and write-back; nothing reads it while disabled.
-
-    ``test_double`` is a test seam only: it points at a description of an
-    in-process OMERO double and must never be set in production.
-    """
-
-    enabled: bool = False
-    host: str = "localhost"
-    port: int = 4064
-    data_dir: Path | None = None
-    managed_dir: Path | None = None
-    pixel_paths: str = "original,romio,ice"
-    labels: str = "rois"
-    object_table: bool = True
-    replace: bool = True
-    max_rois_per_image: int = 5000
-    keepalive_s: float = 60.0
-    writeback_attempts: int = 3
-    retry_delay_s: float = 2.0
-    test_double: Path | None = None
-
-
-@dataclass(frozen=True)
-class AuditSection:
-    """The JSON-lines audit log; ``path`` defaults to ``<results root>/audit.jsonl``."""
-
-    path: Path | None = None
-    fsync: bool = False
-
-
-@dataclass(frozen=True)
-class ServerConfig:
+class ServerConfig(_Section):
     """The whole server configuration; build it with :func:`load_config`."""
 
-    server: ServerSection = field(default_factory=ServerSection)
-    plates: PlatesSection = field(default_factory=PlatesSection)
-    results: ResultsSection = field(default_factory=ResultsSection)
-    execution: ExecutionSection = field(default_factory=ExecutionSection)
-    security: SecuritySection = field(default_factory=SecuritySection)
-    omero: OmeroSection = field(default_factory=OmeroSection)
-    audit: AuditSection = field(default_factory=AuditSection)
+    server: ServerSection = msgspec.field(default_factory=ServerSection)
+    plates: PlatesSection = msgspec.field(default_factory=PlatesSection)
+    results: ResultsSection = msgspec.field(default_factory=ResultsSection)
+    execution: ExecutionSection = msgspec.field(default_factory=ExecutionSection)
+    limits: LimitsSection = msgspec.field(default_factory=LimitsSection)
+    security: SecuritySection = msgspec.field(default_factory=SecuritySection)
+    omero: OmeroSection = msgspec.field(default_factory=OmeroSection)
+    audit: AuditSection = msgspec.field(default_factory=AuditSection)
 
     @property
     def curve_required(self) -> bool:
@@ -170,13 +125,18 @@ class ServerConfig:
         return self.results.root / "jobs.sqlite3"
 
     def validate(self) -> None:
-        """Check the rules that span several keys.
+        """Check bounds (code may build Structs that skip them) and cross-key rules.
 
         Raises
         ------
         ConfigError
             Naming the first offending key; the server must not start.
         """
+        builtins = msgspec.to_builtins(self, enc_hook=str)
+        try:
+            msgspec.convert(builtins, ServerConfig, dec_hook=path_hook(Path.cwd()))
+        except msgspec.ValidationError as exc:
+            raise _refusal(exc, builtins, {}, origin=None) from None
         for key in ("command_address", "event_address"):
             _check_address(f"[server] {key}", getattr(self.server, key))
         ephemeral = _split_tcp(self.server.command_address)[1] in ("0", "*")
@@ -200,33 +160,16 @@ class ServerConfig:
                 omero_settings(self)
             except ValueError as exc:
                 raise ConfigError("[omero]", str(exc)) from exc
-        minimums = {
-            "[server] max_message_bytes": (self.server.max_message_bytes, 1),
-            "[server] send_hwm": (self.server.send_hwm, 0),
-            "[server] recv_hwm": (self.server.recv_hwm, 0),
-            "[execution] workers": (self.execution.workers, 1),
-            "[execution] max_concurrent_executions": (
-                self.execution.max_concurrent_executions,
-                1,
-            ),
-            "[execution] max_queued_per_user": (self.execution.max_queued_per_user, 1),
-            "[execution] preview_size": (self.execution.preview_size, 16),
-            "[execution] cancel_grace_s": (self.execution.cancel_grace_s, 0),
-            "[omero] port": (self.omero.port, 1),
-        }
-        for where, (value, least) in minimums.items():
-            if value < least:
-                raise ConfigError(where, f"must be at least {least}, got {value}")
-        if self.omero.port > 65535:
-            raise ConfigError(
-                "[omero] port", f"must be at most 65535, got {self.omero.port}"
-            )
-        if any(gpu < 0 for gpu in self.execution.gpus):
-            raise ConfigError("[execution] gpus", "device ids must be >= 0")
 
 
-# section name -> section dataclass, in file order
-_SECTIONS: dict[str, type] = get_type_hints(ServerConfig)
+# section name -> {key -> msgspec type}, in file order; and -> section Struct
+_SECTION_TYPES: dict[str, type[_Section]] = {
+    field.name: field.type for field in msgspec.structs.fields(ServerConfig)
+}
+_SECTIONS: dict[str, dict[str, mi.Type]] = {
+    section.name: {key.name: key.type for key in section.type.fields}
+    for section in mi.type_info(ServerConfig).fields
+}
 
 
 def env_name(section: str, key: str) -> str:
@@ -278,34 +221,58 @@ def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> Serve
     Raises
     ------
     ConfigError
-        The file is missing or not TOML, a key is unknown or has the wrong type, an
-        environment value cannot be converted, or :meth:`ServerConfig.validate`
-        fails. The message names the key or variable.
+        The file is missing or not TOML, a key is unknown, has the wrong type or is
+        out of bounds, an environment value cannot be converted, or
+        :meth:`ServerConfig.validate` fails. The message names the key or variable.
     """
-    raw: dict[str, Any] = {}
-    base = Path.cwd()
-    if path is not None:
-        raw = _read_toml(path)
-        base = path.expanduser().absolute().parent
+    raw = _read_toml(path) if path is not None else {}
     origin = str(path) if path is not None else "defaults"
-    sections: dict[str, Any] = {}
-    for name, cls in _SECTIONS.items():
-        table = raw.pop(name, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"[{name}] in {origin}", "must be a table")
-        sections[name] = _build_section(
-            name, cls, table=table, env=env, base=base, origin=origin
-        )
-    if raw:
-        first = sorted(raw)[0]
-        raise ConfigError(
-            f"{first!r} in {origin}",
-            f"unknown section; known sections: {', '.join(_SECTIONS)}",
-        )
+    sources, problems = _merge_env(raw, env)
+    if problems:
+        raise problems[0]
     _warn_unknown_env(env)
-    config = ServerConfig(**sections)
+    config = _convert(raw, sources, path, origin)
     config.validate()
     return config
+
+
+def check_config(path: Path, env: Mapping[str, str] = os.environ) -> list[str]:
+    """Every refusal of ``path`` (and the environment), one ``"<key>: <reason>"`` each.
+
+    Each key is converted on its own, so one pass reports every unknown key and
+    every wrong or out-of-bounds value; the cross-field rules of
+    :meth:`ServerConfig.validate` run only once those pass. An empty list means
+    :func:`load_config` would accept the file.
+    """
+    try:
+        raw = _read_toml(path)
+    except ConfigError as exc:
+        return [str(exc)]
+    sources, env_problems = _merge_env(raw, env)
+    lines = [str(problem) for problem in env_problems]
+    hook = path_hook(path.expanduser().absolute().parent)
+    for name, table in raw.items():
+        if name not in _SECTIONS or not isinstance(table, dict):
+            try:
+                msgspec.convert({name: table}, ServerConfig)
+            except msgspec.ValidationError as exc:
+                lines.append(str(_refusal(exc, raw, sources, origin=None)))
+            continue
+        section = _SECTION_TYPES[name]
+        for key, value in table.items():
+            try:
+                msgspec.convert({key: value}, section, dec_hook=hook)
+            except msgspec.ValidationError as exc:
+                error = _refusal(
+                    exc, {name: {key: value}}, sources, origin=None, at=name
+                )
+                lines.append(str(error))
+    if not lines:
+        try:
+            _convert(raw, sources, path, origin=None).validate()
+        except ConfigError as exc:
+            lines.append(str(exc))
+    return lines
 
 
 def demo_config(port: int, results_root: Path) -> ServerConfig:
@@ -344,111 +311,84 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(str(path), f"not valid TOML: {exc}") from None
 
 
-def _build_section(
-    name: str,
-    cls: type,
+def _merge_env(
+    raw: dict[str, Any], env: Mapping[str, str]
+) -> tuple[dict[tuple[str, str], str], list[ConfigError]]:
+    """Put environment overrides into ``raw`` (in place) and blank paths to None.
+
+    Returns which ``(section, key)`` came from which variable, and the variables
+    whose text could not be converted.
+    """
+    sources: dict[tuple[str, str], str] = {}
+    problems: list[ConfigError] = []
+    for name, keys in _SECTIONS.items():
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            continue  # msgspec names the section that is not a table
+        for key, info in keys.items():
+            var = env_name(name, key)
+            if var in env:
+                try:
+                    table[key] = env_value(info, env[var])
+                except ValueError as exc:
+                    problems.append(ConfigError(var, str(exc)))
+                    continue
+                sources[name, key] = var
+            elif table.get(key) == "" and is_optional(info):
+                table[key] = None
+        gpus = table.get("gpus") if name == "execution" else None
+        if gpus and isinstance(gpus, list) and "workers" not in table:
+            table["workers"] = len(gpus)
+        if table:
+            raw[name] = table
+    return sources, problems
+
+
+def _convert(
+    raw: dict[str, Any],
+    sources: dict[tuple[str, str], str],
+    path: Path | None,
+    origin: str | None,
+) -> ServerConfig:
+    base = path.expanduser().absolute().parent if path is not None else Path.cwd()
+    try:
+        return msgspec.convert(raw, ServerConfig, dec_hook=path_hook(base))
+    except msgspec.ValidationError as exc:
+        raise _refusal(exc, raw, sources, origin=origin) from None
+
+
+def _refusal(
+    error: msgspec.ValidationError,
+    raw: Any,
+    sources: dict[tuple[str, str], str],
     *,
-    table: dict[str, Any],
-    env: Mapping[str, str],
-    base: Path,
-    origin: str,
-) -> Any:
-    hints = get_type_hints(cls)
-    unknown = sorted(set(table) - set(hints))
-    if unknown:
-        raise ConfigError(
-            f"[{name}] {unknown[0]} in {origin}",
-            f"unknown key; known keys: {', '.join(hints)}",
-        )
-    values: dict[str, Any] = {
-        key: _from_toml(hints[key], value, f"[{name}] {key} in {origin}", base)
-        for key, value in table.items()
-    }
-    for key, hint in hints.items():
-        var = env_name(name, key)
-        if var in env:
-            values[key] = _from_env(hint, env[var], var)
-    if name == "execution" and "workers" not in values and values.get("gpus"):
-        values["workers"] = len(values["gpus"])
-    return cls(**values)
+    origin: str | None,
+    at: str | None = None,
+) -> ConfigError:
+    """Turn msgspec's ``at `$.execution.workers``` into ``[execution] workers``."""
+    parts, reason = error_path(error)
+    if at is not None:
+        parts.insert(0, at)
+    suffix = f" in {origin}" if origin else ""
+    if len(parts) < 2:
+        name = str(parts[0]) if parts else ""
+        if reason == "unknown":
+            known = ", ".join(_SECTIONS)
+            return ConfigError(f"{name!r}{suffix}", f"unknown section; known: {known}")
+        return ConfigError(f"[{name}]{suffix}", readable(reason, lookup(raw, parts)))
+    name, key, *rest = parts
+    where = f"[{name}] {key}" + "".join(f"[{index}]" for index in rest)
+    if (name, key) in sources:
+        suffix = f" from {sources[str(name), str(key)]}"
+    if reason == "unknown":
+        known = ", ".join(_SECTIONS.get(str(name), {}))
+        return ConfigError(f"{where}{suffix}", f"unknown key; known keys: {known}")
+    return ConfigError(f"{where}{suffix}", readable(reason, lookup(raw, parts)))
 
 
 def _warn_unknown_env(env: Mapping[str, str]) -> None:
-    known = {
-        env_name(name, key)
-        for name, cls in _SECTIONS.items()
-        for key in get_type_hints(cls)
-    }
+    known = {env_name(name, key) for name, keys in _SECTIONS.items() for key in keys}
     prefixes = tuple(f"{ENV_PREFIX}{name.upper()}_" for name in _SECTIONS)
     for var in sorted(env):
         if var.startswith(prefixes) and var not in known:
             log.warning("ignoring %s: no such server setting (typo?)", var)
-
-
-# --- typed conversion --------------------------------------------------------------
-
-_TRUE = frozenset({"1", "true", "yes", "on"})
-_FALSE = frozenset({"0", "false", "no", "off"})
-
-
-def _as_path(text: str, base: Path) -> Path:
-    path = Path(text).expanduser()
-    return Path(os.path.normpath(base / path))
-
-
-def _from_toml(hint: Any, value: Any, where: str, base: Path) -> Any:
-    if hint in (Path | None, str | None) and value == "":
-        return None
-    if hint in (Path | None, str | None):
-        hint = Path if hint == Path | None else str
-    if hint in (tuple[Path, ...], tuple[int, ...]):
-        if not isinstance(value, list):
-            raise ConfigError(where, f"expected a list, got {type(value).__name__}")
-        inner = Path if hint == tuple[Path, ...] else int
-        return tuple(
-            _from_toml(inner, item, f"{where}[{index}]", base)
-            for index, item in enumerate(value)
-        )
-    checks: dict[Any, tuple[Callable[[Any], bool], str]] = {
-        bool: (lambda v: isinstance(v, bool), "true or false"),
-        int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-        float: (
-            lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-            "a number",
-        ),
-        str: (lambda v: isinstance(v, str), "a string"),
-        Path: (lambda v: isinstance(v, str), "a path string"),
-    }
-    accepts, expected = checks[hint]
-    if not accepts(value):
-        raise ConfigError(where, f"expected {expected}, got {value!r}")
-    if hint is Path:
-        return _as_path(value, base)
-    return float(value) if hint is float else value
-
-
-def _from_env(hint: Any, text: str, var: str) -> Any:
-    stripped = text.strip()
-    if hint in (Path | None, str | None):
-        if not stripped:
-            return None
-        hint = Path if hint == Path | None else str
-    if hint in (tuple[Path, ...], tuple[int, ...]):
-        inner = Path if hint == tuple[Path, ...] else int
-        items = [item.strip() for item in stripped.split(",") if item.strip()]
-        return tuple(_from_env(inner, item, var) for item in items)
-    if hint is bool:
-        if stripped.lower() in _TRUE:
-            return True
-        if stripped.lower() in _FALSE:
-            return False
-        raise ConfigError(var, f"expected a boolean (true/false, 1/0), got {text!r}")
-    if hint in (int, float):
-        try:
-            return hint(stripped)
-        except ValueError:
-            kind = "an integer" if hint is int else "a number"
-            raise ConfigError(var, f"expected {kind}, got {text!r}") from None
-    if hint is Path:
-        return _as_path(stripped, Path.cwd())
-    return text

@@ -1,27 +1,35 @@
 """The execution server: sockets, the event loop, start-up and shutdown.
 
 One thread (the caller of :meth:`Server.serve_forever`) owns every socket: the
-ROUTER for commands, the PUB for events and an inproc PULL on which the
-dispatcher threads hand it finished work. Nothing else touches a socket, so
-ZeroMQ's one-thread-per-socket rule holds. Dispatcher threads get a private
-PUSH socket each (created in that thread) to reach the loop.
+ROUTER for commands, the XPUB for events, their monitors, and an inproc PULL on
+which other threads (dispatchers, the compile pool) hand it work. Nothing else
+touches a socket, so ZeroMQ's one-thread-per-socket rule holds.
 
-Commands are decoded by the sans-IO protocol package and answered by
-:class:`~openhcs_nb.server.handlers.Handlers`; a bad message earns its sender an
-``ErrorReply`` and the loop carries on serving everyone else.
+Rules the loop keeps for a server shared by users who do not trust each other:
+
+- The identity of a command is the CurveZMQ user of its connection
+  (:mod:`~openhcs_nb.server.peers`); connection state dies with the connection.
+- Events reach only subscribers the owner authorised
+  (:mod:`~openhcs_nb.server.subscriptions`).
+- A user's commands are rate limited; loading and compiling code runs on a
+  bounded thread pool, never on this thread.
+- Outbound bytes are bounded per peer and for the event socket
+  (:mod:`~openhcs_nb.server.outbox`); inbound frames are capped by libzmq
+  (``MAXMSGSIZE``) and whole messages by the codec's limits.
+- A client never sees a traceback: an unexpected failure is logged with an
+  incident id, and the reply carries only that id.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
-import traceback
 from pathlib import Path
 from typing import Any
 
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
 from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.protocol import (
@@ -30,17 +38,25 @@ from openhcs_nb.protocol import (
     decode_client,
     encode,
     error_reply,
+    event_topic,
 )
+from openhcs_nb.server._loop_replies import busy_reply, internal_reply, log_incident
 from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.handlers import Handlers
 from openhcs_nb.server.jobs import ExecutionTrigger, JobStore, StoredEvent
-from openhcs_nb.server.scheduler import Scheduler
+from openhcs_nb.server.outbox import TRACK_AT, Outbox
+from openhcs_nb.server.peers import PeerTable, peer_name, shut_down_connection
+from openhcs_nb.server.rate_limit import RateLimiter
+from openhcs_nb.server.scheduler import Scheduler, SchedulerLimits
+from openhcs_nb.server.subscriptions import decide
 from openhcs_nb.server.workers import Worker, start_workers
 
 log = logging.getLogger(__name__)
 _INPROC = "inproc://openhcs-loop-{}"
 _PUB, _REPLY = b"pub", b"reply"
 _BATCH = 64  # messages per socket per loop turn, so no socket starves another
+_MONITORED = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
+_EVENTS_KEY = b"\x00events"  # the outbox account of the event socket
 
 
 class Server:
@@ -53,46 +69,67 @@ class Server:
         """
         self.config = config
         self.omero_gateway = omero_gateway
-        self.limits = Limits(max_message_bytes=config.server.max_message_bytes)
+        limits = config.limits
+        self.limits = Limits(
+            max_message_bytes=config.server.max_message_bytes,
+        )
+        self.command_limits = Limits(max_message_bytes=limits.max_command_bytes)
         self._stop = threading.Event()
+        self._reload_keys = threading.Event()
         self._tls = threading.local()
         self._push_lock = threading.Lock()
         self._pushes: list[zmq.Socket] = []
         self._ctx: zmq.Context | None = None
         self._auth: Any = None
+        self.keys: Any = None
         self.workers: list[Worker] = []
         self.command_endpoint = ""
         self.event_endpoint = ""
         self._loop_thread: threading.Thread | None = None
+        self.peers = PeerTable()
+        self.outbox = Outbox(limits.peer_send_budget_bytes)
+        self.rate = RateLimiter(limits.requests_per_second, limits.request_burst)
+        self._topics: dict[str, bytes] = {}
+        self._event_fds: dict[int, tuple[str, int] | None] = {}
+        self._command_fds: dict[int, tuple[str, int] | None] = {}
 
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind the sockets, recover stored work and start the workers.
+        """Open the job store, bind the sockets, recover stored work, start workers.
 
         Raises
         ------
         ConfigError
             The configuration is unsafe (e.g. a public address without keys).
+        JobStoreError
+            The job store cannot be opened (corrupt, newer schema).
         zmq.ZMQError
             An address cannot be bound (port in use).
         """
         cfg = self.config
         cfg.validate()
-        root = Path(cfg.results.root)
-        root.mkdir(parents=True, exist_ok=True)
+        Path(cfg.results.root).mkdir(parents=True, exist_ok=True)
+        self.store = JobStore(cfg.jobs_path)
         ctx = self._ctx = zmq.Context()
         self.router = ctx.socket(zmq.ROUTER)
-        self.pub = ctx.socket(zmq.PUB)
+        self.pub = ctx.socket(zmq.XPUB)
         self._secure(ctx)
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.SNDHWM, cfg.server.send_hwm)
         self.router.setsockopt(zmq.RCVHWM, cfg.server.recv_hwm)
-        self.router.setsockopt(zmq.MAXMSGSIZE, cfg.server.max_message_bytes)
+        # A frame a little over the limit is read and refused with too_large;
+        # libzmq drops a peer whose frame is far larger (4x) before its payload
+        # is read, so no such frame is ever buffered.
+        self.router.setsockopt(zmq.MAXMSGSIZE, 4 * cfg.limits.max_command_bytes)
         self.router.setsockopt(zmq.LINGER, 0)
-        # Subscribers that fall behind drop events; they backfill with Fetch.
-        self.pub.setsockopt(zmq.SNDHWM, max(cfg.server.send_hwm, 100_000))
+        # Subscriptions are decided here, per subscriber (see subscriptions.py).
+        self.pub.setsockopt(zmq.XPUB_MANUAL, 1)
+        self.pub.setsockopt(zmq.SNDHWM, cfg.limits.event_hwm)
+        self.pub.setsockopt(zmq.MAXMSGSIZE, 4096)
         self.pub.setsockopt(zmq.LINGER, 0)
+        self.router_monitor = self.router.get_monitor_socket(_MONITORED)
+        self.pub_monitor = self.pub.get_monitor_socket(_MONITORED)
         self.router.bind(cfg.server.command_address)
         self.pub.bind(cfg.server.event_address)
         self.command_endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -100,7 +137,6 @@ class Server:
         self._inproc = _INPROC.format(id(self))
         self.pull = ctx.socket(zmq.PULL)
         self.pull.bind(self._inproc)
-        self.store = JobStore(cfg.jobs_path)
         self.workers = start_workers(
             cfg.execution.workers, [str(g) for g in cfg.execution.gpus]
         )
@@ -109,6 +145,7 @@ class Server:
             self.workers,
             cfg.execution.max_concurrent_executions,
             self.publish,
+            SchedulerLimits.from_config(cfg.limits),
         )
         self.handlers = Handlers(self, cfg)
         self._loop_thread = threading.current_thread()
@@ -118,10 +155,16 @@ class Server:
             "ready: commands %s, events %s", self.command_endpoint, self.event_endpoint
         )
 
+    @property
+    def curve(self) -> bool:
+        """Whether clients are authenticated by CurveZMQ keys."""
+        return self._auth is not None
+
     def _secure(self, ctx: zmq.Context) -> None:
         sec = self.config.security
         if sec.server_secret_key is None:
             return
+        from openhcs_nb.server.key_watch import KeyWatcher
         from openhcs_nb.server.keys import (
             AuthorizedKeys,
             configure_server_socket,
@@ -130,14 +173,13 @@ class Server:
         )
 
         keypair = load_keypair(sec.server_secret_key)
-        authorized = (
-            AuthorizedKeys.load(sec.authorized_keys) if sec.authorized_keys else None
-        )
-        if authorized is None:
+        if sec.authorized_keys is None:
             raise OpenHCSError(
                 "curve needs an authorized_keys file listing client keys"
             )
+        authorized = AuthorizedKeys.load(sec.authorized_keys)
         self._auth = start_authenticator(ctx, authorized)
+        self.keys = KeyWatcher(sec.authorized_keys, self._auth, authorized)
         configure_server_socket(self.router, keypair)
         configure_server_socket(self.pub, keypair)
 
@@ -145,38 +187,59 @@ class Server:
         """Ask the loop to stop (safe to call from a signal handler)."""
         self._stop.set()
 
+    def request_key_reload(self, *_: object) -> None:
+        """Ask the loop to re-read ``authorized_keys`` (SIGHUP; signal-safe)."""
+        self._reload_keys.set()
+
     def serve_forever(self, install_signals: bool = True) -> None:
         """Serve until SIGTERM/SIGINT or :meth:`request_stop`, then shut down."""
         if install_signals and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
+            signal.signal(signal.SIGHUP, self.request_key_reload)
         self._loop_thread = threading.current_thread()
         poller = zmq.Poller()
-        poller.register(self.router, zmq.POLLIN)
-        poller.register(self.pull, zmq.POLLIN)
+        for sock in (
+            self.router_monitor,
+            self.pub_monitor,
+            self.pull,
+            self.router,
+            self.pub,
+        ):
+            poller.register(sock, zmq.POLLIN)
         try:
             while not self._stop.is_set():
-                ready = dict(poller.poll(200))
-                if self.pull in ready:
-                    self._drain_pull()
-                if self.router in ready:
-                    self._drain_router()
+                try:
+                    self._turn(dict(poller.poll(200)))
+                except Exception as exc:  # one bad turn must not stop the server
+                    log_incident(exc, "a turn of the command loop")
         finally:
             self.shutdown()
+
+    def _turn(self, ready: dict[Any, int]) -> None:
+        # Disconnects first: a connection that reused a routing id must never
+        # find the state of the one that left.
+        self._drain_monitors()
+        if self.pull in ready:
+            self._drain_pull()
+        if self.router in ready:
+            self._drain_router()
+        if self.pub in ready:
+            self._drain_subscriptions()
+        self._housekeeping()
 
     def shutdown(self) -> None:
         """Interrupt running wells (kept for resumption), stop workers, close."""
         if self._ctx is None:
             return
         self.scheduler.stop(self.config.execution.cancel_grace_s)
+        self.handlers.close()
         for execution_id in self.scheduler.active_ids():
             record = self.store.get_execution(execution_id)
             if record is not None and record.state.name == "RUNNING":
                 self.store.set_execution_state(execution_id, ExecutionTrigger.INTERRUPT)
         for worker in self.workers:
             worker.stop(timeout=2)
-        if self.handlers.omero is not None:
-            self.handlers.omero.close()
         self.store.close()
         if self._auth is not None:
             self._auth.stop()
@@ -186,6 +249,45 @@ class Server:
 
     # -- the loop ----------------------------------------------------------------
 
+    def _housekeeping(self) -> None:
+        self.outbox.sweep()
+        if self.keys is None:
+            return
+        removed = self.keys.poll(force=self._reload_keys.is_set())
+        self._reload_keys.clear()
+        if removed:
+            self._cut_off(removed)
+
+    def _cut_off(self, users: set[str]) -> None:
+        """Close every connection of revoked users; subscribers reconnect anew."""
+        for peer in self.peers.of_users(users):
+            shut_down_connection(peer.fd, self._command_fds.get(peer.fd))
+            self.handlers.audit_peer(peer, "revoke", "closed", "key removed")
+        # Subscriptions carry no descriptor: close every event connection;
+        # clients reconnect at once, and ZAP refuses the revoked keys.
+        for fd, expected in list(self._event_fds.items()):
+            shut_down_connection(fd, expected)
+
+    def _drain_monitors(self) -> None:
+        for monitor, fds in (
+            (self.router_monitor, self._command_fds),
+            (self.pub_monitor, self._event_fds),
+        ):
+            for _ in range(_BATCH):
+                try:
+                    change = recv_monitor_message(monitor, zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                fd = int(change["value"])
+                if change["event"] == zmq.EVENT_ACCEPTED:
+                    fds[fd] = peer_name(fd)
+                    continue
+                fds.pop(fd, None)
+                if monitor is self.router_monitor:
+                    for peer in self.peers.disconnected(fd):
+                        self.outbox.forget(peer.routing_id)
+                        self.handlers.connection_closed(peer)
+
     def _drain_pull(self) -> None:
         for _ in range(_BATCH * 4):
             try:
@@ -194,9 +296,11 @@ class Server:
                 return
             kind = frames[0].bytes
             if kind == _PUB:
-                self.pub.send_multipart(frames[1:], copy=False)
+                self._send_event(frames[1].bytes.decode("ascii"), frames[2:])
             elif kind == _REPLY:
-                self.router.send_multipart(frames[1:], copy=False)
+                rid_text = frames[2].bytes
+                rid = int(rid_text) if rid_text else None
+                self._send_frames(frames[1].bytes, frames[3:], rid)
 
     def _drain_router(self) -> None:
         for _ in range(_BATCH):
@@ -204,42 +308,84 @@ class Server:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            identity, body = frames[0], frames[1:]
-            user = self._user_of(body[0]) if body else "anonymous"
-            self._handle(identity.bytes, user, body)
+            identity, body = frames[0].bytes, frames[1:]
+            if not body:
+                continue
+            user, fd, address = self._origin(body[0])
+            if self.keys is not None and user not in self.keys.users:
+                shut_down_connection(fd, self._command_fds.get(fd))
+                continue  # revoked while connected: nothing more is served
+            peer = self.peers.seen(identity, user, fd, address)
+            self._handle(peer, body)
 
-    def _user_of(self, frame: zmq.Frame) -> str:
+    def _origin(self, frame: zmq.Frame) -> tuple[str, int, str]:
         if self._auth is None:
-            return os.environ.get("OPENHCS_NB_LOCAL_USER", "local")
+            user = self.handlers.local_user
+        else:
+            try:
+                user = frame.get("User-Id") or "anonymous"
+            except zmq.ZMQError:
+                user = "anonymous"
         try:
-            return frame.get("User-Id") or "anonymous"
+            fd = int(frame.get(zmq.SRCFD))
+        except (zmq.ZMQError, TypeError, ValueError):
+            fd = -1
+        try:
+            address = frame.get("Peer-Address") or ""
         except zmq.ZMQError:
-            return "anonymous"
+            address = ""
+        return user, fd, address
 
-    def _handle(self, identity: bytes, user: str, frames: list[Any]) -> None:
+    def _drain_subscriptions(self) -> None:
+        for _ in range(_BATCH):
+            try:
+                frame = self.pub.recv(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            user = None
+            if self._auth is not None:
+                try:
+                    user = frame.get("User-Id")
+                except zmq.ZMQError:
+                    user = None
+            decision = decide(frame.bytes, user, self.store, curve=self.curve)
+            if decision.action == "unsubscribe":
+                self.pub.setsockopt(zmq.UNSUBSCRIBE, decision.topic)
+            elif decision.allowed:
+                self.pub.setsockopt(zmq.SUBSCRIBE, decision.topic)
+            if decision.action == "subscribe":
+                self.handlers.audit_subscription(user, decision)
+
+    def _handle(self, peer: Any, frames: list[Any]) -> None:
+        wait = self.rate.take(peer.user)
         try:
-            msg, buffers = decode_client(frames, limits=self.limits)
+            msg, buffers = decode_client(frames, limits=self.command_limits)
         except ProtocolError as exc:
-            log.info("refused a message from %s: %s", user, exc)
-            self.send_reply(identity, error_reply(exc))
+            self.handlers.audit_peer(peer, "malformed", "refused", str(exc))
+            self.send_reply(peer.routing_id, error_reply(exc))
+            return
+        if wait:
+            self.send_reply(
+                peer.routing_id, self.handlers.rate_limited(peer, msg, wait)
+            )
             return
         try:
-            out = self.handlers.handle(msg, buffers, user, identity)
+            out = self.handlers.handle(msg, buffers, peer)
         except OpenHCSError as exc:
-            self.send_reply(identity, error_reply(exc, msg.rid))
+            self.handlers.audit_refusal(peer, msg, exc)
+            self.send_reply(peer.routing_id, error_reply(exc, msg.rid))
             return
         except Exception as exc:
-            log.exception("command %s from %s failed", type(msg).__name__, user)
-            self.send_reply(
-                identity, error_reply(exc, msg.rid, traceback=traceback.format_exc())
-            )
+            incident = log_incident(exc, f"{type(msg).__name__} from {peer.label}")
+            self.handlers.audit_peer(peer, type(msg).__name__, "internal", incident)
+            self.send_reply(peer.routing_id, internal_reply(msg.rid, incident))
             return
         if out is not None:
             reply, reply_buffers = out
             try:
-                self.send_reply(identity, reply, reply_buffers)
+                self.send_reply(peer.routing_id, reply, reply_buffers)
             except ProtocolError as exc:  # e.g. a reply over the size limit
-                self.send_reply(identity, error_reply(exc, msg.rid))
+                self.send_reply(peer.routing_id, error_reply(exc, msg.rid))
 
     # -- sending (loop thread) ------------------------------------------------------
 
@@ -248,7 +394,55 @@ class Server:
     ) -> None:
         """Send a reply now; only the loop thread may call this."""
         frames = encode(reply, buffers or [], limits=self.limits)
-        self.router.send_multipart([identity, *frames], copy=False)
+        self._send_frames(identity, frames, rid=getattr(reply, "rid", None))
+
+    def _send_frames(
+        self, identity: bytes, frames: list[Any], rid: int | None = None
+    ) -> None:
+        size = sum(memoryview(f).nbytes for f in frames)
+        if size >= TRACK_AT and not self.outbox.fits(identity, size):
+            held = self.outbox.held(identity)
+            log.warning("peer %s: %d bytes unread, reply refused", identity.hex(), held)
+            frames = encode(busy_reply(rid, held, self.outbox.budget))
+            size = 0
+        tracker = self._send(self.router, [identity, *frames])
+        self.outbox.add(identity, tracker, size)
+
+    def _send_event(self, execution_id: str, frames: list[Any]) -> None:
+        size = sum(memoryview(f).nbytes for f in frames)
+        if size >= TRACK_AT and not self.outbox.fits(_EVENTS_KEY, size):
+            return  # stored already: subscribers see the gap and fetch it
+        topic = self._topics.get(execution_id)
+        if topic is None:
+            record = self.store.get_execution(execution_id)
+            if record is None:
+                return
+            topic = self._topics[execution_id] = event_topic(
+                execution_id, record.stream_key
+            )
+        tracker = self._send(self.pub, [topic, *frames])
+        self.outbox.add(_EVENTS_KEY, tracker, size)
+
+    @staticmethod
+    def _send(sock: zmq.Socket, frames: list[Any]) -> zmq.MessageTracker | None:
+        """Send without blocking; a peer that is gone or full loses the message."""
+        last = max(
+            (i for i, f in enumerate(frames) if memoryview(f).nbytes >= TRACK_AT),
+            default=-1,
+        )
+        tracker = None
+        try:
+            for index, frame in enumerate(frames):
+                flags = zmq.NOBLOCK | (zmq.SNDMORE if index < len(frames) - 1 else 0)
+                # A frame handed over from another thread is re-wrapped to track it.
+                data = frame.buffer if isinstance(frame, zmq.Frame) else frame
+                sent = sock.send(data, flags, copy=False, track=index == last)
+                if index == last:
+                    tracker = sent
+        except zmq.ZMQError as exc:  # EHOSTUNREACH (gone) or EAGAIN (HWM)
+            log.debug("message dropped: %s", exc)
+            return None
+        return tracker
 
     # -- hand-over from other threads -------------------------------------------------
 
@@ -268,14 +462,18 @@ class Server:
         """Publish a stored event (any thread); it is durable already."""
         from openhcs_nb.server._events import frames_of
 
+        frames = frames_of(stored)
         if threading.current_thread() is self._loop_thread:
-            self.pub.send_multipart(frames_of(stored), copy=False)
+            self._send_event(stored.execution_id, frames)
             return
-        self._push().send_multipart([_PUB, *frames_of(stored)], copy=False)
+        head = [_PUB, stored.execution_id.encode("ascii")]
+        self._push().send_multipart([*head, *frames], copy=False)
 
     def reply_later(
         self, identity: bytes, reply: Any, buffers: list[Any] | None = None
     ) -> None:
-        """Send a reply from a worker thread through the loop."""
+        """Send a reply from another thread through the loop."""
         frames = encode(reply, buffers or [], limits=self.limits)
-        self._push().send_multipart([_REPLY, identity, *frames], copy=False)
+        rid = getattr(reply, "rid", None)
+        head = [_REPLY, identity, b"" if rid is None else str(rid).encode()]
+        self._push().send_multipart([*head, *frames], copy=False)

@@ -1,47 +1,42 @@
 """One handler per command; each returns ``(reply, buffers)`` or None.
 
-None means the reply comes later from another thread (a preview runs on a
-worker). Handlers raise :class:`~openhcs_nb.errors.OpenHCSError` subclasses for
-anything the client did wrong; the loop turns them into an ``ErrorReply`` for
-that client only. Users see only their own executions: asking for someone
-else's id answers exactly like an unknown id.
+None means the reply comes later from another thread: Submit, Preview,
+PlateInfo and a Hello that joins an OMERO session do their heavy part on the
+compile pool (:mod:`~openhcs_nb.server.offload`). Handlers raise
+:class:`~openhcs_nb.errors.OpenHCSError` subclasses for anything the client did
+wrong; the loop turns them into an ``ErrorReply`` for that client only.
+
+Who asks is always the :class:`~openhcs_nb.server.peers.Peer` of the connection:
+its authenticated user, and the OMERO user whose session it joined. A user sees
+only their own executions, and an OMERO execution only while presenting that
+OMERO user's session; asking for anyone else's id answers exactly like an
+unknown id (and is audited as what it was).
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from collections import deque
+import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openhcs_nb import __version__
-from openhcs_nb.errors import OpenHCSError, PlateError
-from openhcs_nb.execution.compile import compile_pipeline
-from openhcs_nb.execution.preview import PreviewResult
+from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.functions import builtin_catalogue
-from openhcs_nb.pipeline.loader import load_pipeline
-from openhcs_nb.plates.model import Plate
 from openhcs_nb.protocol import (
     PROTOCOL_VERSION,
-    ArrayPacker,
     CancelReply,
     ClientMessage,
     ExecutionsReply,
     Fetch,
     Hello,
     HelloReply,
-    PlateInfoReply,
     PlatesReply,
     Preview,
-    PreviewReply,
-    Queued,
     StatusReply,
     Submit,
-    Submitted,
     catalogue_to_wire,
-    error_reply,
-    plate_info_to_wire,
 )
 from openhcs_nb.protocol import Cancel as CancelCmd
 from openhcs_nb.protocol import ListExecutions as ListExecutionsCmd
@@ -49,33 +44,31 @@ from openhcs_nb.protocol import ListPlates as ListPlatesCmd
 from openhcs_nb.protocol import PlateInfo as PlateInfoCmd
 from openhcs_nb.protocol import Status as StatusCmd
 from openhcs_nb.protocol.records import ExecutionInfo
-from openhcs_nb.results.store import ResultsStore, pipeline_hash
-from openhcs_nb.server._events import draft, fetch_reply, finished_draft
+from openhcs_nb.results.store import ResultsStore
+from openhcs_nb.server._audit_trail import AuditTrail
+from openhcs_nb.server._events import fetch_reply
+from openhcs_nb.server._loop_replies import rate_limited_reply
 from openhcs_nb.server.audit import AuditLog
 from openhcs_nb.server.config import ServerConfig
+from openhcs_nb.server.errors import QuotaExceededError
 from openhcs_nb.server.jobs import (
     TERMINAL_STATES,
     ExecutionRecord,
     ExecutionState,
-    ExecutionTrigger,
     UnknownExecutionError,
 )
-from openhcs_nb.server.omero_access import OmeroAccess, is_omero_ref
+from openhcs_nb.server.offload import Offloader
+from openhcs_nb.server.omero_access import OmeroAccess
+from openhcs_nb.server.peers import Peer
 from openhcs_nb.server.plate_access import PlateAccess
-from openhcs_nb.server.scheduler import ActiveExecution, PreviewJob
-from openhcs_nb.server.workers import PreviewTask
+from openhcs_nb.server.subscriptions import SubscriptionDecision
+from openhcs_nb.server.work import Work
 
 if TYPE_CHECKING:
     from openhcs_nb.server.daemon import Server
 
 log = logging.getLogger(__name__)
 Out = tuple[Any, list[Any]] | None
-
-
-class QuotaExceededError(OpenHCSError):
-    """The user already has as many executions queued as the server allows."""
-
-    code = "quota_exceeded"
 
 
 class Handlers:
@@ -87,62 +80,88 @@ class Handlers:
         self.store = server.store
         self.scheduler = server.scheduler
         self.plates = PlateAccess(config.plates.roots, demo=config.plates.demo)
-        self.audit = AuditLog(config.audit_path, fsync=config.audit.fsync)
+        self.audit = AuditTrail(AuditLog(config.audit_path, fsync=config.audit.fsync))
         self.catalogue = builtin_catalogue()
-        self.device = "cuda:0" if config.execution.gpus else "cpu"
         self.results_root = Path(config.results.root)
+        self.local_user = os.environ.get("OPENHCS_NB_LOCAL_USER", "local")
         self.omero = (
             OmeroAccess(config, gateway=server.omero_gateway)
             if config.omero.enabled
             else None
         )
-        self.scheduler.on_finished = self._audit_finished
+        limits = config.limits
+        self.offload = Offloader(
+            limits.compile_threads, limits.compile_queue, limits.compile_timeout_s
+        )
+        self.work = Work(self)
+        self._submitting: dict[str, int] = {}  # submits still compiling, per user
+        self._submit_lock = threading.Lock()
+        self.scheduler.on_finished = self.work.audit_finished
         if self.omero is not None:
-            self.scheduler.after_finalize = self._after_finalize
+            self.scheduler.after_finalize = self.work.after_finalize
 
-    def handle(
-        self, msg: ClientMessage, buffers: list[Any], user: str, identity: bytes
-    ) -> Out:
-        """Answer one decoded command."""
+    def close(self) -> None:
+        """Stop the compile pool and leave OMERO sessions."""
+        self.offload.close()
         if self.omero is not None:
-            user = self.omero.user(identity) or user
+            self.omero.close()
+
+    # -- dispatch ----------------------------------------------------------------
+
+    def handle(self, msg: ClientMessage, buffers: list[Any], peer: Peer) -> Out:
+        """Answer one decoded command from ``peer``."""
         match msg:
             case Hello():
-                return self._hello(msg, user, identity), []
+                return self._hello(msg, peer)
             case ListPlatesCmd():
+                self.audit.record(peer, "list_plates", "ok")
                 return PlatesReply(rid=msg.rid, plates=self.plates.list()), []
             case PlateInfoCmd():
-                plate = self._open_plate(msg.plate, identity)
-                info = plate_info_to_wire(plate.layout)
-                return PlateInfoReply(rid=msg.rid, info=info), []
+                self._later(peer, msg, lambda: self.work.plate_info(msg, peer))
+                return None
             case Submit():
-                return self._submit(msg, user, identity), []
+                self._submit(msg, peer)
+                return None
             case Preview():
-                self._preview(msg, user, identity)
+                self._later(peer, msg, lambda: self.work.preview(msg, peer))
                 return None
             case StatusCmd():
-                record = self._own(msg.execution_id, user)
-                return StatusReply(rid=msg.rid, execution=info_of(record)), []
+                record = self.own(msg.execution_id, peer, "status")
+                self.audit.record(peer, "status", "ok", execution_id=record.id)
+                return StatusReply(rid=msg.rid, execution=self.info_of(record)), []
             case ListExecutionsCmd():
-                records = self.store.list_executions(
-                    user, include_finished=msg.include_finished
-                )
-                infos = [info_of(r) for r in reversed(records)]
+                infos = [
+                    self.info_of(r)
+                    for r in reversed(self.visible(peer, msg.include_finished))
+                ]
+                self.audit.record(peer, "list_executions", "ok")
                 return ExecutionsReply(rid=msg.rid, executions=infos), []
             case CancelCmd():
-                return self._cancel(msg, user), []
+                return self._cancel(msg, peer), []
             case Fetch():
-                return self._fetch(msg, user)
+                return self._fetch(msg, peer)
         raise OpenHCSError(f"unhandled command {type(msg).__name__}")
 
-    def _open_plate(self, ref: str, identity: bytes) -> Plate:
-        if self.omero is not None and is_omero_ref(ref):
-            return self.omero.open(ref, identity)
-        return self.plates.open(ref)
+    def _later(self, peer: Peer, msg: Any, job: Any) -> None:
+        def reply(message: Any, buffers: list[Any] | None) -> None:
+            self.server.reply_later(peer.routing_id, message, buffers)
 
-    def _hello(self, msg: Hello, user: str, identity: bytes) -> HelloReply:
+        def refused(exc: OpenHCSError) -> None:
+            self.audit_refusal(peer, msg, exc)
+
+        self.offload.submit(msg.rid, job, reply, refused, _action(msg), peer.user)
+
+    # -- identity and ownership -------------------------------------------------
+
+    def _hello(self, msg: Hello, peer: Peer) -> Out:
         if msg.omero_session and self.omero is not None:
-            user = self.omero.hello(identity, msg.omero_session)
+            self._later(peer, msg, lambda: self.work.join_omero(msg, peer))
+            return None
+        self.audit.record(peer, "hello", "ok", detail=msg.client[:200])
+        return self.hello_reply(msg, peer), []
+
+    def hello_reply(self, msg: Hello, peer: Peer) -> HelloReply:
+        """The HelloReply for ``peer``, as it is now."""
         port = int(self.server.event_endpoint.rsplit(":", 1)[1])
         return HelloReply(
             rid=msg.rid,
@@ -152,203 +171,122 @@ class Handlers:
             gpus=[str(g) for g in self.config.execution.gpus],
             workers=len(self.server.workers),
             max_concurrent=self.config.execution.max_concurrent_executions,
-            user=user,
+            user=peer.user,
             event_port=port,
+            omero_user=peer.omero_user,
         )
 
-    def _own(self, execution_id: str, user: str) -> ExecutionRecord:
+    def may_see(self, record: ExecutionRecord, peer: Peer) -> bool:
+        """Whether ``peer`` may see ``record``: same user (and OMERO user)."""
+        if record.user != peer.user:
+            return False
+        return record.omero_user is None or record.omero_user == peer.omero_user
+
+    def own(self, execution_id: str, peer: Peer, action: str) -> ExecutionRecord:
+        """The record of an execution ``peer`` may see.
+
+        Raises
+        ------
+        UnknownExecutionError
+            Unknown, or someone else's (the two are answered alike).
+        """
         record = self.store.get_execution(execution_id)
-        if record is None or record.user != user:
+        if record is None or not self.may_see(record, peer):
+            reason = "no such execution" if record is None else "not the owner"
+            self.audit.record(
+                peer, action, "refused", execution_id=execution_id[:140], detail=reason
+            )
             raise UnknownExecutionError(
-                f"no execution {execution_id!r} for user {user!r}"
+                f"no execution {execution_id[:140]!r} for user {peer.user!r}"
             )
         return record
 
-    def _submit(self, msg: Submit, user: str, identity: bytes) -> Submitted:
-        limit = self.config.execution.max_queued_per_user
-        if self.store.count_active(user) >= limit:
-            raise QuotaExceededError(
-                f"user {user!r} already has {limit} executions queued or running; "
-                "wait for one to finish or cancel one"
-            )
-        code_hash = pipeline_hash(msg.pipeline_code)
-        try:
-            pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
-            plate = self._open_plate(msg.plate, identity)
-            plan = compile_pipeline(
-                pipeline, plate, msg.wells, device=self.device, code=msg.pipeline_code
-            )
-            record = self.store.create_execution(
-                user, msg.plate, msg.pipeline_code, plan.wells, _options(msg)
-            )
-            omero = self.omero is not None and is_omero_ref(msg.plate)
-            if omero:
-                self.omero.hold(identity, record.id)
-        except Exception as exc:
-            self.audit.record(
-                user=user,
-                action="submit",
-                outcome="refused",
-                plate=msg.plate,
-                pipeline_hash=code_hash,
-                detail=f"{getattr(exc, 'code', type(exc).__name__)}: {exc}",
-            )
-            raise
-        self.audit.record(
-            user=user,
-            action="submit",
-            outcome="accepted",
-            plate=msg.plate,
+    def visible(self, peer: Peer, include_finished: bool) -> list[ExecutionRecord]:
+        """The executions ``peer`` may see, oldest first."""
+        records = self.store.list_executions(
+            peer.user, include_finished=include_finished
+        )
+        return [r for r in records if self.may_see(r, peer)]
+
+    def info_of(self, record: ExecutionRecord) -> ExecutionInfo:
+        """The wire form of an execution record, for its owner."""
+        return ExecutionInfo(
             execution_id=record.id,
-            pipeline_hash=code_hash,
-        )
-        out = self.results_root / record.id
-        ResultsStore(out).create(plan, {"execution_id": record.id, "user": user})
-        position = len(self.scheduler.active_ids())
-        stored = self.store.append_event(
-            record.id,
-            "queued",
-            draft(Queued, record.id, position=position).payload,
-        )
-        self.server.publish(stored)
-        active = _active(record.id, user, plan, out, msg.options.preview_size)
-        active.plate = plate if omero else None
-        self.scheduler.enqueue(active)
-        log.info(
-            "execution %s: %s submitted %d wells of %s",
-            record.id,
-            user,
-            len(plan.wells),
-            msg.plate,
-        )
-        return Submitted(
-            rid=msg.rid, execution_id=record.id, wells=list(plan.wells), seq=stored.seq
-        )
-
-    def resume(self, execution_ids: list[str]) -> None:
-        """Queue again the executions a stopped or crashed server left unfinished."""
-        for execution_id in execution_ids:
-            record = self.store.get_execution(execution_id)
-            if record is None:
-                continue
-            if is_omero_ref(record.plate):
-                self._fail(
-                    record,
-                    "the OMERO session is not kept across server restarts; "
-                    "submit the pipeline again",
-                )
-                continue
-            try:
-                pipeline = load_pipeline(record.pipeline_code, self.catalogue)
-                plate = self.plates.open(record.plate)
-                wells = [w.well for w in self.store.wells(execution_id)]
-                plan = compile_pipeline(
-                    pipeline,
-                    plate,
-                    wells,
-                    device=self.device,
-                    code=record.pipeline_code,
-                )
-            except (OpenHCSError, PlateError) as exc:
-                log.warning("execution %s cannot resume: %s", execution_id, exc)
-                self._fail(record, f"cannot resume after a restart: {exc}")
-                continue
-            pending = self.store.pending_wells(execution_id)
-            active = _active(
-                execution_id, record.user, plan, self.results_root / execution_id, 0
-            )
-            active.pending = deque(pending)
-            active.done, active.failed = record.done, record.failed
-            active.preview_size = int(record.options.get("preview_size", 256))
-            log.info("execution %s resumes: %d wells left", execution_id, len(pending))
-            if pending:
-                self.scheduler.enqueue(active)
-            else:  # the crash came between the last well and the tables
-                self.scheduler.finish_now(active)
-
-    def _audit_finished(self, execution_id: str, state: str, error: str | None) -> None:
-        record = self.store.get_execution(execution_id)
-        if record is None:
-            return
-        self.audit.record(
-            user=record.user,
-            action="finish",
-            outcome=state,
-            execution_id=execution_id,
             plate=record.plate,
-            pipeline_hash=record.pipeline_hash,
-            detail={"done": record.done, "failed": record.failed, "error": error},
+            state=wire_state(record.state),
+            user=record.user,
+            submitted_at=record.submitted_at,
+            started_at=record.started_at,
+            finished_at=record.finished_at,
+            total=record.total,
+            done=record.done,
+            failed=record.failed,
+            last_seq=record.last_seq,
+            label=str(record.options.get("label", "")),
+            error=record.error,
+            stream_key=record.stream_key,
+            omero_user=record.omero_user,
+            note=self.work.note(record.id),
         )
 
-    def _after_finalize(self, active: ActiveExecution) -> str | None:
-        if self.omero is None or not is_omero_ref(active.plan.plate_ref):
-            return None
-        return self.omero.write_back(active.id, self.results_root)
+    # -- commands ------------------------------------------------------------------
 
-    def _fail(self, record: ExecutionRecord, error: str) -> None:
-        event = finished_draft(record, "failed", error)
-        stored = self.store.set_execution_state(
-            record.id, ExecutionTrigger.FAIL, error=error, event=event
+    def _submit(self, msg: Submit, peer: Peer) -> None:
+        limit = self.config.limits.max_queued_per_user
+        with self._submit_lock:
+            compiling = self._submitting.get(peer.user, 0)
+        active = (
+            self.store.count_active(peer.user)
+            + compiling
+            - self.scheduler.unwritten_failures(peer.user)
         )
-        if stored is not None:
-            self.server.publish(stored)
-
-    def _preview(self, msg: Preview, user: str, identity: bytes) -> None:
-        pipeline = load_pipeline(msg.pipeline_code, self.catalogue)
-        plate = self._open_plate(msg.plate, identity)
-        well = plate.check_well(msg.well)
-        plan = compile_pipeline(
-            pipeline, plate, [well], device=self.device, code=msg.pipeline_code
-        )
-        size = max(16, min(msg.max_size, 4096))
-        carried = plate if is_omero_ref(msg.plate) else None
-        task = PreviewTask(plan, well, msg.upto, msg.site, size, carried)
-        started = time.perf_counter()
-
-        def reply(status: str, payload: Any) -> None:
-            if status != "ok":
-                kind, message, trace = payload or ("Cancelled", "preview cancelled", "")
-                error = OpenHCSError(f"preview of {well} failed: {kind}: {message}")
-                error.code = "execution_error"
-                self.server.reply_later(
-                    identity, error_reply(error, msg.rid, traceback=trace)
-                )
-                return
-            result: PreviewResult = payload
-            packer = ArrayPacker()
-            refs = [packer.add(name, image) for name, image in result.images.items()]
-            count = result.summary.get("count", 0)
-            answer = PreviewReply(
-                rid=msg.rid,
-                well=result.well,
-                step_names=list(result.step_names),
-                images=refs,
-                measurements={k: float(v) for k, v in result.summary.items()},
-                objects=int(count),
-                site=result.site,
-                elapsed=time.perf_counter() - started,
+        if active >= limit:
+            raise QuotaExceededError(
+                f"user {peer.user!r} already has {limit} executions queued or "
+                f"running ([limits] max_queued_per_user); wait for one to finish "
+                "or cancel one"
             )
-            self.server.reply_later(identity, answer, packer.buffers)
+        with self._submit_lock:
+            self._submitting[peer.user] = self._submitting.get(peer.user, 0) + 1
 
-        self.scheduler.preview(PreviewJob(task, reply, user))
+        def job() -> Out:
+            try:
+                return self.work.submit(msg, peer)
+            finally:
+                self._submitted(peer.user)
 
-    def _cancel(self, msg: CancelCmd, user: str) -> CancelReply:
-        record = self._own(msg.execution_id, user)
+        try:
+            self._later(peer, msg, job)
+        except OpenHCSError:
+            self._submitted(peer.user)
+            raise
+
+    def _submitted(self, user: str) -> None:
+        with self._submit_lock:
+            left = self._submitting.get(user, 1) - 1
+            if left > 0:
+                self._submitting[user] = left
+            else:
+                self._submitting.pop(user, None)
+
+    def _cancel(self, msg: CancelCmd, peer: Peer) -> CancelReply:
+        record = self.own(msg.execution_id, peer, "cancel")
         if record.state not in TERMINAL_STATES:
+            self.work.forget_waiting(record.id)
             stored = self.scheduler.cancel(msg.execution_id)
             if stored is not None:
                 self.server.publish(stored)
             if self.omero is not None:
                 self.omero.release(msg.execution_id)
-            self.audit.record(
-                user=user, action="cancel", outcome="ok", execution_id=record.id
-            )
-        state = wire_state(self._own(msg.execution_id, user).state)
+        self.audit.record(peer, "cancel", "ok", execution_id=record.id)
+        state = wire_state(self.own(msg.execution_id, peer, "cancel").state)
         return CancelReply(rid=msg.rid, execution_id=msg.execution_id, state=state)
 
-    def _fetch(self, msg: Fetch, user: str) -> Out:
-        record = self._own(msg.execution_id, user)
+    def _fetch(self, msg: Fetch, peer: Peer) -> Out:
+        record = self.own(msg.execution_id, peer, "fetch")
         limit = max(1, min(msg.limit, 1000))
+        if msg.full_resolution:
+            limit = min(limit, 4)  # full fields are large: page them
         stored = self.store.events_since(msg.execution_id, msg.since_seq, limit)
         last = stored[-1].seq if stored else msg.since_seq
         complete = record.state in TERMINAL_STATES and last >= record.last_seq
@@ -356,7 +294,14 @@ class Handlers:
         if msg.full_resolution:
             results = ResultsStore(self.results_root / record.id)
             swap = lambda event: results.read_field(event.well)  # noqa: E731
-        reply, buffers = fetch_reply(
+        self.audit.record(
+            peer,
+            "fetch",
+            "ok",
+            execution_id=record.id,
+            detail={"since": msg.since_seq, "full": msg.full_resolution},
+        )
+        return fetch_reply(
             msg.rid,
             msg.execution_id,
             stored,
@@ -365,7 +310,57 @@ class Handlers:
             wire_state(record.state),
             swap,
         )
-        return reply, buffers
+
+    # -- refusals and audit hooks for the loop ---------------------------------------
+
+    def rate_limited(self, peer: Peer, msg: Any, wait: float) -> Any:
+        """The reply to a command over the user's rate (audited, summarised)."""
+        self.audit.rate_limited(peer, _action(msg))
+        rate = self.config.limits.requests_per_second
+        return rate_limited_reply(msg.rid, peer.user, wait, rate)
+
+    def audit_refusal(self, peer: Peer, msg: Any, exc: OpenHCSError) -> None:
+        """Audit a typed refusal of ``msg``."""
+        if isinstance(exc, UnknownExecutionError):
+            return  # already audited by own(), with the true reason
+        self.audit.record(
+            peer,
+            _action(msg),
+            "refused",
+            plate=getattr(msg, "plate", None),
+            execution_id=getattr(msg, "execution_id", None),
+            detail=f"{getattr(exc, 'code', 'error')}: {str(exc)[:500]}",
+        )
+
+    def audit_peer(self, peer: Peer, action: str, outcome: str, detail: str) -> None:
+        """Audit something the loop did to or for a connection."""
+        self.audit.record(peer, action, outcome, detail=detail[:500])
+
+    def audit_subscription(
+        self, user: str | None, decision: SubscriptionDecision
+    ) -> None:
+        """Audit an event subscription request, admitted or refused."""
+        self.audit.record(
+            None,
+            "subscribe",
+            "ok" if decision.allowed else "refused",
+            user=user or self.local_user,
+            execution_id=decision.execution_id,
+            detail=decision.reason,
+        )
+
+    def connection_closed(self, peer: Peer) -> None:
+        """The connection went: its OMERO session key is forgotten with it."""
+        if peer.omero_key is not None:
+            log.info(
+                "connection %s of %s closed: session forgotten", peer.label, peer.user
+            )
+        peer.omero_key = None
+        peer.omero_user = None
+
+    def resume(self, execution_ids: list[str]) -> None:
+        """Queue again the executions a stopped or crashed server left unfinished."""
+        self.work.resume(execution_ids)
 
 
 def wire_state(state: ExecutionState) -> str:
@@ -373,43 +368,6 @@ def wire_state(state: ExecutionState) -> str:
     return "done" if state is ExecutionState.FINISHED else state.value
 
 
-def info_of(record: ExecutionRecord) -> ExecutionInfo:
-    """The wire form of an execution record."""
-    return ExecutionInfo(
-        execution_id=record.id,
-        plate=record.plate,
-        state=wire_state(record.state),
-        user=record.user,
-        submitted_at=record.submitted_at,
-        started_at=record.started_at,
-        finished_at=record.finished_at,
-        total=record.total,
-        done=record.done,
-        failed=record.failed,
-        last_seq=record.last_seq,
-        label=str(record.options.get("label", "")),
-        error=record.error,
-    )
-
-
-def _options(msg: Submit) -> dict[str, Any]:
-    opts = msg.options
-    return {
-        "preview_size": opts.preview_size,
-        "priority": opts.priority,
-        "label": opts.label,
-    }
-
-
-def _active(
-    execution_id: str, user: str, plan: Any, out: Path, preview_size: int
-) -> ActiveExecution:
-    return ActiveExecution(
-        id=execution_id,
-        user=user,
-        plan=plan,
-        out=out,
-        preview_size=preview_size,
-        pending=deque(plan.wells),
-        total=len(plan.wells),
-    )
+def _action(msg: Any) -> str:
+    name = type(msg).__name__
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")

@@ -33,6 +33,8 @@ class ExecutionRecord:
     done: int
     failed: int
     cancelled: int
+    omero_user: str | None = None
+    stream_key: str = ""
 
     @property
     def settled(self) -> bool:

@@ -112,6 +112,9 @@ class JobStore:
         if version == 0:
             with self._write() as db:
                 sql.create_tables(db)
+        elif version < sql.SCHEMA_VERSION:
+            with self._write() as db:
+                sql.migrate(db, version)
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""
@@ -135,8 +138,14 @@ class JobStore:
         pipeline_code: str,
         wells: Sequence[str],
         options: Mapping[str, Any],
+        *,
+        omero_user: str | None = None,
     ) -> ExecutionRecord:
         """Store a QUEUED execution with its wells PENDING, in the order given.
+
+        ``omero_user`` is set for executions on OMERO plates: only a connection
+        that joined that OMERO user's session may see them. Each execution gets
+        a fresh random ``stream_key``, the capability its event topic carries.
 
         Raises
         ------
@@ -160,6 +169,8 @@ class JobStore:
             "state": _E.QUEUED.name,
             "submitted_at": time.time(),
             "total": len(wells),
+            "omero_user": omero_user,
+            "stream_key": secrets.token_hex(16),
         }
         with self._write() as db:
             sql.insert_execution(db, values, list(wells), _W.PENDING.name)
@@ -305,6 +316,41 @@ class JobStore:
             running = sql.wells_in(db, execution_id, _W.RUNNING.name)
             stored = _append(db, execution_id, event) if event else None
         return CancelOutcome(tuple(running), len(pending), stored)
+
+    def fail_execution(
+        self,
+        execution_id: str,
+        cause: str,
+        event: Callable[[ExecutionRecord], EventDraft] | None = None,
+    ) -> StoredEvent | None:
+        """Fail every PENDING and RUNNING well and the execution, in ONE transaction.
+
+        Each unsettled well keeps ``cause`` as its error and the execution keeps
+        it too, so a fault (a full disk) ends the whole run with one cause.
+        ``event`` builds the last event from the record as it will be after the
+        change (final counts); it must not call back into the store.
+
+        Raises
+        ------
+        InvalidTransition
+            When the execution already ended; nothing is written.
+        UnknownExecutionError
+            When the execution is not in the store.
+        sqlite3.Error
+            When the file cannot be written (disk full); nothing is written,
+            so the caller may simply try again later.
+        """
+        with self._write() as db:
+            _move_execution(db, execution_id, ExecutionTrigger.FAIL, cause)
+            for state in (_W.PENDING, _W.RUNNING):
+                for well in sql.wells_in(db, execution_id, state.name):
+                    _move_well(db, execution_id, well, WellTrigger.FAIL, error=cause)
+            if event is None:
+                return None
+            record = _execution_record(
+                sql.select_executions(db, execution_id=execution_id)[0]
+            )
+            return _append(db, execution_id, event(record))
 
     def recover_after_restart(self) -> list[str]:
         """Make a crashed or stopped server's work resumable; call once at start-up.

@@ -127,8 +127,11 @@ class AuthorizedKeys:
     names: Mapping[bytes, str]
 
     @classmethod
-    def load(cls, path: Path) -> AuthorizedKeys:
+    def load(cls, path: Path, *, allow_empty: bool = False) -> AuthorizedKeys:
         """Read a key file, or every key file in a folder (``*.key_secret`` skipped).
+
+        ``allow_empty`` accepts a file with no keys (a reload after the last
+        user was revoked); at start-up an empty file is a mistake.
 
         Raises
         ------
@@ -151,7 +154,7 @@ class AuthorizedKeys:
         names: dict[bytes, str] = {}
         for file in files:
             names.update(_read_key_file(file))
-        if not names:
+        if not names and not allow_empty:
             raise ConfigError(
                 str(path), "no authorized client keys; nobody could connect"
             )

@@ -40,8 +40,10 @@ class LocalServer:
         env: dict[str, str] | None = None,
         log: Path | None = None,
         ready_timeout: float = 120.0,
+        module: str = "openhcs_nb.server.cli",
     ):
         self.args = list(args)
+        self.module = module  # run as ``python -m <module> serve ...``
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="openhcs-server-"))
         self.env = env or {}
@@ -63,7 +65,7 @@ class LocalServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         ready = self.workdir / "ready.json"
         ready.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "openhcs_nb.server.cli", "serve", *self.args]
+        command = [sys.executable, "-m", self.module, "serve", *self.args]
         command += ["--ready-file", str(ready)]
         log: IO[bytes] = self.log_path.open("ab")
         self.process = subprocess.Popen(

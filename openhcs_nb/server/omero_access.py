@@ -1,12 +1,13 @@
 """The server's side of OMERO: who each client is, their plates, write-back.
 
-A client proves who it is by sending an OMERO session key in ``Hello``; the
-server joins that session (never killing it: sessions are left with
-``close(hard=False)``) and from then on reads plates and writes results *as that
-user*. Keys are kept per connection in memory only, never stored, so after a
-restart the client says Hello again (the client does this by itself when it
-gets ``session_invalid``). Plates are opened per (session, plate), never shared
-between users, and the permission check happens before any byte is read.
+A client proves which OMERO user it acts as by sending an OMERO session key in
+``Hello``; the server joins that session (never killing it: sessions are left
+with ``close(hard=False)``) and from then on reads plates and writes results *as
+that user*. The key lives on that connection's state only (never stored, never
+shared with another connection or key user), so after a restart the client says
+Hello again (it does so by itself when it gets ``session_invalid``). Plates are
+opened per (session, plate), never shared between users, and the permission
+check happens before any byte is read.
 """
 
 from __future__ import annotations
@@ -30,18 +31,22 @@ def is_omero_ref(ref: str) -> bool:
 
 
 class OmeroAccess:
-    """Joined sessions by client connection, and plates opened through them."""
+    """Joined sessions (by key) and the plates opened through them.
+
+    It never decides *who* a connection is: the server keeps the key a
+    connection presented on that connection's own state (see
+    :mod:`openhcs_nb.server.peers`) and passes it in with every call.
+    """
 
     def __init__(self, config: Any, *, gateway: Any = None):
         self.config = config
         self.gateway = gateway
         self.pool = SessionPool(config, gateway=gateway)
-        self._keys: dict[bytes, tuple[str, str]] = {}  # identity -> (key, user)
         self._plates: dict[tuple[str, str], Plate] = {}
         self._lock = threading.Lock()
 
-    def hello(self, identity: bytes, key: str) -> str:
-        """Join ``key`` for this connection; returns the OMERO user name.
+    def hello(self, key: str) -> str:
+        """Join ``key``; returns the OMERO user name it belongs to.
 
         Raises
         ------
@@ -49,43 +54,34 @@ class OmeroAccess:
             The key is unknown or expired.
         """
         session = self.pool.join(key)
-        with self._lock:
-            self._keys[identity] = (key, session.user_name)
-        log.info("connection joined the OMERO session of %s", session.user_name)
+        log.info("a connection joined the OMERO session of %s", session.user_name)
         return session.user_name
 
-    def user(self, identity: bytes) -> str | None:
-        """The OMERO user of a connection that sent a session key, else None."""
-        with self._lock:
-            known = self._keys.get(identity)
-        return known[1] if known else None
-
-    def key(self, identity: bytes) -> str:
-        """The session key of a connection.
+    @staticmethod
+    def require(key: str | None) -> str:
+        """The connection's session key, or the one-line reason it has none.
 
         Raises
         ------
         SessionInvalidError
             The connection sent no key (or the server restarted since).
         """
-        with self._lock:
-            known = self._keys.get(identity)
-        if known is None:
+        if not key:
             raise SessionInvalidError(
                 "OMERO plates need an OMERO session: connect with "
                 "omero_session=<key> (or set OMERO_SESSION_KEY)"
             )
-        return known[0]
+        return key
 
-    def open(self, ref: str, identity: bytes) -> Plate:
-        """Open an OMERO plate as the connection's user (checked before reading).
+    def open(self, ref: str, key: str | None) -> Plate:
+        """Open an OMERO plate as the session's user (checked before reading).
 
         Raises
         ------
         SessionInvalidError, NotAuthorizedError, UnknownPlateError, PlateError
         """
         parse_ref(ref)
-        key = self.key(identity)
+        key = self.require(key)
         session = self.pool.join(key)
         with self._lock:
             plate = self._plates.get((key, ref))
@@ -95,9 +91,9 @@ class OmeroAccess:
                 self._plates[(key, ref)] = plate
         return plate
 
-    def hold(self, identity: bytes, execution_id: str) -> str:
-        """Keep the connection's session alive for an execution; returns the user."""
-        session = self.pool.hold(self.key(identity), execution_id)
+    def hold(self, key: str | None, execution_id: str) -> str:
+        """Keep the session alive for an execution; returns its user."""
+        session = self.pool.hold(self.require(key), execution_id)
         return session.user_name
 
     def write_back(self, execution_id: str, results_root: Path) -> str | None:

@@ -2,77 +2,50 @@
 
 Each worker has one dispatcher thread that asks :meth:`Scheduler._next` for
 work, runs it on its worker process (blocking), and records the outcome in the
-job store *before* handing the stored event to ``publish``. Previews jump the
-queue, because a person is waiting on them. Wells are taken round-robin across
-the running executions, so a 384-well plate never starves a 6-well one, and at
-most ``max_concurrent`` executions run at once; the rest wait in order.
+job store *before* handing the stored event to ``publish``. Who goes next is
+decided by :class:`~openhcs_nb.server.fairness.FairPolicy`: round-robin across
+users, then across each user's executions, previews first but capped.
+
+A well past ``[limits] well_timeout_s`` is interrupted and recorded FAILED with
+``well_timeout: ...``; the plate goes on. A store that cannot be written (full
+disk) fails the whole execution with a one-line cause and frees its run slot at
+once; :class:`~openhcs_nb.server.faults.PendingFailures` writes that failure
+when the store takes writes again.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import msgspec
-
-from openhcs_nb.execution.plan import ExecutionPlan
-from openhcs_nb.execution.well import WellError, WellResult
-from openhcs_nb.plates.model import Plate
-from openhcs_nb.protocol import Progress, Started, WellDone, WellFailed
+from openhcs_nb.execution.well import WellResult
+from openhcs_nb.protocol import Started
 from openhcs_nb.results.store import ResultsStore
 from openhcs_nb.server._events import draft, finished_draft
+from openhcs_nb.server.fairness import FairPolicy, SchedulerLimits
+from openhcs_nb.server.faults import PendingFailures, describe_fault
 from openhcs_nb.server.jobs import (
     ExecutionTrigger,
     InvalidTransition,
     JobStore,
     StoredEvent,
-    WellState,
-    WellTrigger,
 )
-from openhcs_nb.server.workers import PreviewTask, WellTask, Worker, WorkerDied
+from openhcs_nb.server.well_outcomes import (
+    ActiveExecution,
+    PreviewJob,
+    record_error,
+    record_outcome,
+    run_well_task,
+    well_results,
+)
+from openhcs_nb.server.workers import TaskTimedOut, Worker, WorkerDied
+
+__all__ = ["ActiveExecution", "PreviewJob", "Scheduler", "SchedulerLimits"]
 
 log = logging.getLogger(__name__)
 Publish = Callable[[StoredEvent], None]
-_PROGRESS_EVERY_S = 0.5
-
-
-@dataclass
-class ActiveExecution:
-    """An accepted execution the scheduler is working through.
-
-    ``user`` is the owner's principal (the authenticated key's user); fairness
-    is decided per user.
-    """
-
-    id: str
-    user: str
-    plan: ExecutionPlan
-    out: Path
-    preview_size: int
-    pending: deque[str]
-    total: int
-    done: int = 0
-    failed: int = 0
-    running: dict[str, Worker] = field(default_factory=dict)
-    cancelled: bool = False
-    last_progress: float = 0.0
-    plate: Plate | None = None
-
-
-@dataclass
-class PreviewJob:
-    """A preview a client is waiting for; ``reply`` gets (status, payload)."""
-
-    task: PreviewTask
-    reply: Callable[[str, Any], None]
-    user: str = ""
 
 
 class Scheduler:
@@ -84,16 +57,21 @@ class Scheduler:
         workers: list[Worker],
         max_concurrent: int,
         publish: Publish,
+        limits: SchedulerLimits | None = None,
+        *,
+        retry_every_s: float = 2.0,
     ):
+        """``limits`` defaults to :class:`SchedulerLimits` (the shipped defaults)."""
         self.store = store
         self.workers = workers
+        self.limits = limits or SchedulerLimits()
         self.max_concurrent = max(1, max_concurrent)
         self.publish = publish
         self._cond = threading.Condition()
-        self._waiting: deque[ActiveExecution] = deque()
-        self._running: list[ActiveExecution] = []
-        self._previews: deque[PreviewJob] = deque()
-        self._turn = 0
+        self._policy: FairPolicy[ActiveExecution, PreviewJob] = FairPolicy(
+            max_concurrent, len(workers), self.limits
+        )
+        self._unwritten = PendingFailures(self._write_failure, retry_every_s)
         self._stopping = False
         self._threads: list[threading.Thread] = []
         #: Called with the execution id once its tables are written; returns
@@ -121,8 +99,9 @@ class Scheduler:
         """
         with self._cond:
             self._stopping = True
-            running = [e for e in self._running if e.running]
+            running = [e for e in self._policy.running if e.running]
             self._cond.notify_all()
+        self._unwritten.stop()
         for active in running:
             for worker in list(active.running.values()):
                 worker.cancel_current()
@@ -135,14 +114,21 @@ class Scheduler:
     def enqueue(self, active: ActiveExecution) -> int:
         """Queue an accepted execution; returns its position (0 = next)."""
         with self._cond:
-            self._waiting.append(active)
+            position = self._policy.add(active)
             self._cond.notify_all()
-            return len(self._waiting) - 1
+            return position
 
     def preview(self, job: PreviewJob) -> None:
-        """Run a preview before any queued well."""
+        """Queue a preview for the next free worker (ahead of plate wells).
+
+        Raises
+        ------
+        QuotaExceededError
+            The user already has ``max_previews_per_user`` previews queued or
+            running; nothing was queued and the connection carries on.
+        """
         with self._cond:
-            self._previews.append(job)
+            self._policy.add_preview(job)
             self._cond.notify_all()
 
     def cancel(self, execution_id: str) -> StoredEvent | None:
@@ -166,12 +152,11 @@ class Scheduler:
                 active.cancelled = True
                 active.pending.clear()
                 running = list(active.running.values())
-                if active in self._waiting:
-                    self._waiting.remove(active)
-                elif running:
+                if running and active in self._policy.running:
                     finish_here = False
-                elif active in self._running:
-                    self._running.remove(active)
+                else:
+                    self._policy.remove(active)
+                self._cond.notify_all()
         self.store.cancel(execution_id)
         for worker in running:
             worker.cancel_current()
@@ -185,12 +170,19 @@ class Scheduler:
     def active_ids(self) -> list[str]:
         """Executions queued or running in this process."""
         with self._cond:
-            return [a.id for a in (*self._running, *self._waiting)]
+            return [a.id for a in (*self._policy.running, *self._policy.waiting)]
+
+    def unwritten_failures(self, user: str) -> int:
+        """The user's runs that ended failed but are not stored so yet.
+
+        The store still counts them as active; a quota check may subtract these.
+        """
+        return self._unwritten.count(user)
 
     # -- dispatching ---------------------------------------------------------------
 
     def _find(self, execution_id: str) -> ActiveExecution | None:
-        for active in (*self._running, *self._waiting):
+        for active in (*self._policy.running, *self._policy.waiting):
             if active.id == execution_id:
                 return active
         return None
@@ -200,26 +192,21 @@ class Scheduler:
             while True:
                 if self._stopping:
                     return None
-                if self._previews:
-                    return self._previews.popleft()
-                picked = self._pick(worker)
+                for active in self._policy.admit():
+                    self._admitted(active)
+                picked = self._policy.pick()
                 if picked is not None:
+                    if isinstance(picked, tuple):
+                        picked[0].running[picked[1]] = worker
                     return picked
                 self._cond.wait()
 
-    def _pick(self, worker: Worker) -> tuple[ActiveExecution, str] | None:
-        while self._waiting and len(self._running) < self.max_concurrent:
-            active = self._waiting.popleft()
-            self._running.append(active)
+    def _admitted(self, active: ActiveExecution) -> None:
+        try:
             self._start_execution(active)
-        candidates = [a for a in self._running if a.pending and not a.cancelled]
-        if not candidates:
-            return None
-        active = candidates[self._turn % len(candidates)]
-        self._turn += 1
-        well = active.pending.popleft()
-        active.running[well] = worker
-        return active, well
+        except Exception as exc:
+            log.exception("execution %s: could not start", active.id)
+            self._fault(active, describe_fault(exc, "the job store"))
 
     def _start_execution(self, active: ActiveExecution) -> None:
         event = draft(Started, active.id, total=active.total, workers=len(self.workers))
@@ -251,139 +238,143 @@ class Scheduler:
                 log.exception("worker %d: dispatch failed", worker.index)
 
     def _run_preview(self, worker: Worker, job: PreviewJob) -> None:
+        limit = self.limits.preview_timeout_s
         try:
-            status, payload = worker.run(job.task)
+            status, payload = worker.run(job.task, limit, self.limits.timeout_grace_s)
         except WorkerDied as exc:
             status, payload = "error", ("WorkerDied", str(exc), "")
+        except TaskTimedOut:
+            text = (
+                f"preview of {job.task.well} ran longer than "
+                f"[limits] preview_timeout_s = {limit:g} s"
+            )
+            status, payload = "error", ("well_timeout", text, "")
+        finally:
+            with self._cond:
+                self._policy.preview_done(job)
+                self._cond.notify_all()
         job.reply(status, payload)
 
     def _run_well(self, worker: Worker, active: ActiveExecution, well: str) -> None:
         try:
-            if active.cancelled:
-                raise InvalidTransition("well", WellState.CANCELLED, WellTrigger.START)
-            self.store.record_well_started(active.id, well)
-            started = True
-        except InvalidTransition:  # cancelled between picking and starting
-            started = False
-        try:
-            if started:
-                task = WellTask(
-                    active.plan,
+            if self._start_well(active, well):
+                outcome = run_well_task(worker, active, well, self.limits)
+                cause = record_outcome(
+                    self.store,
+                    self.publish,
+                    active,
                     well,
-                    str(active.out),
-                    active.preview_size,
-                    active.plate,
+                    outcome,
+                    stopping=self._stopping,
                 )
-                try:
-                    status, payload = worker.run(task)
-                except WorkerDied as exc:
-                    status, payload = "error", ("WorkerDied", str(exc), "")
-                if status == "ok" and not payload.ok:
-                    status = "failed"
-                self._record(active, well, status, payload)
+                if cause is not None:  # the other wells would hit the same disk
+                    self._fault(active, cause)
         except Exception as exc:
             log.exception("execution %s well %s: could not record", active.id, well)
-            self._record_failure(active, well, exc)
+            # A bug in one outcome fails that well; a store that refuses writes
+            # (full disk) fails the run.
+            if not record_error(self.store, self.publish, active, well, exc):
+                self._fault(active, describe_fault(exc, "the job store"))
         finally:
             with self._cond:
                 active.running.pop(well, None)
                 settled = (
                     not active.running
                     and not active.pending
-                    and active in self._running
+                    and active in self._policy.running
                 )
                 if settled:
-                    self._running.remove(active)
+                    self._policy.remove(active)
                 self._cond.notify_all()
         if settled and not self._stopping:
             self._finish(active)
 
-    def _record(
-        self, active: ActiveExecution, well: str, status: str, payload: Any
-    ) -> None:
-        if status == "cancelled" and self._stopping and not active.cancelled:
-            # Interrupted by shutdown: left RUNNING so start-up recovery re-runs it.
-            return
-        if status == "cancelled":
-            self.store.record_well_cancelled(active.id, well)
-            return
-        if status == "ok":
-            result: WellResult = payload
-            summary = msgspec.msgpack.encode(result.summary)
-            event = draft(
-                WellDone,
-                active.id,
-                result.previews,
-                well=well,
-                summary=result.summary,
-                objects=int(result.summary.get("count", 0)),
-                elapsed=result.seconds,
-            )
-            self.publish(self.store.record_well_done(active.id, well, summary, event))
-            active.done += 1
-        else:
-            if status == "failed":
-                error: WellError = payload.error
-                kind, message, trace = error.type, error.message, error.traceback
-            else:
-                kind, message, trace = payload
-            text = f"{kind}: {message}"
-            event = draft(
-                WellFailed, active.id, well=well, error=text, remote_traceback=trace
-            )
-            self.publish(
-                self.store.record_well_failed(active.id, well, text, trace, event)
-            )
-            active.failed += 1
-            log.info("execution %s well %s failed: %s", active.id, well, text)
-        self._progress(active)
+    def _start_well(self, active: ActiveExecution, well: str) -> bool:
+        """Mark the well RUNNING; False when the run ended before it started."""
+        if active.cancelled or active.failure is not None:
+            return False
+        try:
+            self.store.record_well_started(active.id, well)
+        except InvalidTransition:  # cancelled between picking and starting
+            return False
+        return True
 
-    def _record_failure(
-        self, active: ActiveExecution, well: str, exc: Exception
-    ) -> None:
-        """Settle a well whose outcome could not be stored, so the run can end."""
-        import traceback
+    # -- ending --------------------------------------------------------------------
 
-        trace = "".join(traceback.format_exception(exc))
-        with contextlib.suppress(Exception):
-            self._record(active, well, "error", (type(exc).__name__, str(exc), trace))
+    def _fault(self, active: ActiveExecution, cause: str) -> None:
+        """End the whole run with ``cause``: drop its queue, interrupt its wells.
 
-    def _progress(self, active: ActiveExecution) -> None:
-        now = time.monotonic()
-        last = not active.pending and len(active.running) <= 1
-        if not last and now - active.last_progress < _PROGRESS_EVERY_S:
-            return
-        active.last_progress = now
-        event = draft(
-            Progress,
-            active.id,
-            done=active.done,
-            failed=active.failed,
-            total=active.total,
-        )
-        self.publish(self.store.append_event(active.id, event.kind, event.payload))
+        The dispatcher that settles its last running well finishes it (failed);
+        when nothing runs, this call does.
+        """
+        with self._cond:
+            if active.failure is not None or active.cancelled:
+                return
+            active.failure = cause
+            active.pending.clear()
+            # The calling dispatcher's own worker is idle by now: no signal.
+            others = list(active.running.values())
+            finish_here = not active.running
+            if finish_here:
+                self._policy.remove(active)
+            self._cond.notify_all()
+        for worker in others:
+            worker.cancel_current()
+        if finish_here and not self._stopping:
+            self._finish(active)
 
     def _finish(self, active: ActiveExecution) -> None:
         if active.cancelled:
             self.publish_opt(self._finished_event(active.id, "cancelled"))
             return
-        error = None
+        if active.failure is None:
+            try:
+                ResultsStore(active.out).finalize(self.well_results(active.id))
+            except Exception as exc:
+                log.exception("execution %s: finalize failed", active.id)
+                active.failure = describe_fault(exc, "the results tables")
+        if active.failure is not None:
+            self._fail(active)
+            return
+        error = self.after_finalize(active) if self.after_finalize else None
         try:
-            ResultsStore(active.out).finalize(self.well_results(active.id))
-        except Exception as exc:
-            error = f"writing the results tables failed: {exc}"
-            log.exception("execution %s: finalize failed", active.id)
-        if error is None and self.after_finalize is not None:
-            error = self.after_finalize(active)
-        record = self.store.get_execution(active.id)
-        assert record is not None
-        event = finished_draft(record, "done", error)
-        self.publish_opt(
-            self.store.set_execution_state(
-                active.id, ExecutionTrigger.FINISH, event=event
+            record = self.store.get_execution(active.id)
+            assert record is not None
+            event = finished_draft(record, "done", error)
+            self.publish_opt(
+                self.store.set_execution_state(
+                    active.id, ExecutionTrigger.FINISH, event=event
+                )
             )
-        )
+        except Exception as exc:
+            log.exception("execution %s: could not store its end", active.id)
+            active.failure = describe_fault(exc, "the job store")
+            self._fail(active)
+            return
         self._announce(active.id, "done", error)
+
+    def _fail(self, active: ActiveExecution) -> None:
+        cause = active.failure or "failed"
+        log.warning("execution %s failed: %s", active.id, cause)
+        try:
+            self._write_failure(active.id, cause)
+        except Exception as exc:
+            log.warning("execution %s: failure not stored yet: %s", active.id, exc)
+            self._unwritten.add(active.id, active.user, cause)
+
+    def _write_failure(self, execution_id: str, cause: str) -> bool:
+        """Store and publish a run's failure; True once nothing is left to do."""
+        try:
+            stored = self.store.fail_execution(
+                execution_id,
+                cause,
+                lambda record: finished_draft(record, "failed", cause),
+            )
+        except InvalidTransition:  # it ended otherwise meanwhile (e.g. cancelled)
+            return True
+        self.publish_opt(stored)
+        self._announce(execution_id, "failed", cause)
+        return True
 
     def _announce(self, execution_id: str, state: str, error: str | None) -> None:
         if self.on_finished is not None:
@@ -402,13 +393,4 @@ class Scheduler:
 
     def well_results(self, execution_id: str) -> list[WellResult]:
         """The finished wells of an execution, rebuilt from the store."""
-        results = []
-        for row in self.store.wells(execution_id):
-            if row.state.name == "DONE":
-                summary = msgspec.msgpack.decode(row.summary) if row.summary else {}
-                results.append(WellResult(row.well, summary))
-            elif row.state.name == "FAILED":
-                kind, _, message = (row.error or "").partition(": ")
-                error = WellError(kind, message, row.traceback or "")
-                results.append(WellResult(row.well, error=error))
-        return results
+        return well_results(self.store, execution_id)

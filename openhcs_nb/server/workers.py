@@ -9,7 +9,11 @@ its own children; no client bytes are ever unpickled). A running task can be
 interrupted: the server writes the task's serial into the worker's shared
 ``cancel`` slot and sends SIGUSR1; the worker raises :class:`TaskCancelled` only
 if that serial is the task it is running, so a late signal never hits the next
-task. A worker that dies is replaced and its task reported as failed.
+task, and never mid-import (a half-imported module would break every later
+task; it waits for the import to end). A worker that dies is replaced and its
+task reported as failed; one that runs a task past its time limit is
+interrupted the same way, and killed and replaced if it does not come back
+within a short grace.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +44,14 @@ class TaskCancelled(BaseException):
 
 class WorkerDied(RuntimeError):
     """The worker process exited while running a task."""
+
+
+class TaskTimedOut(RuntimeError):
+    """A task ran past its time limit; it was interrupted (or its worker replaced)."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        super().__init__(f"task ran longer than {limit:g} s")
 
 
 @dataclass(frozen=True)
@@ -66,6 +80,17 @@ class PreviewTask:
 Task = WellTask | PreviewTask
 
 
+_IMPORT_RETRY_S = 0.05
+
+
+def _importing() -> bool:
+    """Whether a module is being imported right now (in this process)."""
+    return any(
+        getattr(getattr(module, "__spec__", None), "_initializing", False)
+        for module in list(sys.modules.values())
+    )
+
+
 def _worker_main(conn: Connection, device: str, cancel: Any, current: Any) -> None:
     if device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
@@ -75,10 +100,16 @@ def _worker_main(conn: Connection, device: str, cancel: Any, current: Any) -> No
 
     def on_cancel(signum: int, frame: object) -> None:
         if running[0] and cancel.value == running[0]:
+            if _importing():
+                # Raising mid-import would leave a half-initialised module that
+                # breaks every later task: try again once the import is done.
+                signal.setitimer(signal.ITIMER_REAL, _IMPORT_RETRY_S)
+                return
             running[0] = 0
             raise TaskCancelled
 
     signal.signal(signal.SIGUSR1, on_cancel)
+    signal.signal(signal.SIGALRM, on_cancel)
     from openhcs_nb.execution.preview import preview_well
     from openhcs_nb.execution.well import run_well
 
@@ -149,23 +180,33 @@ class Worker:
         self.process.start()
         child.close()
 
-    def run(self, task: Task) -> tuple[str, Any]:
-        """Run ``task`` and block until it ends.
+    def run(
+        self, task: Task, timeout: float | None = None, grace: float = 5.0
+    ) -> tuple[str, Any]:
+        """Run ``task`` and block until it ends, or until ``timeout`` seconds.
 
         Returns ("ok", result), ("cancelled", None) or
-        ("error", (type, message, traceback)).
+        ("error", (type, message, traceback)). A task past ``timeout`` (None or
+        0: no limit) is interrupted like a cancel; a worker that is not back
+        within ``grace`` seconds is killed and restarted.
 
         Raises
         ------
+        TaskTimedOut
+            The task ran past ``timeout``; the worker is idle (or new) again.
         WorkerDied
             The process exited mid-task; it has been restarted.
         """
         with self._lock:
             self._serial += 1
             serial = self._serial
+        deadline = time.monotonic() + timeout if timeout else None
         try:
             self._conn.send((serial, task))
             while True:
+                if deadline is not None and not self._wait(deadline):
+                    self._interrupt(serial, grace)
+                    raise TaskTimedOut(timeout or 0.0)
                 got, status, payload = self._conn.recv()
                 if got == serial:
                     return status, payload
@@ -177,6 +218,37 @@ class Worker:
                 f"worker {self.index} ({self.device}) died while running the task "
                 f"(exit code {code})"
             ) from exc
+
+    def _wait(self, deadline: float) -> bool:
+        """Whether a reply arrived before ``deadline``."""
+        return self._conn.poll(max(0.0, deadline - time.monotonic()))
+
+    def _interrupt(self, serial: int, grace: float) -> None:
+        """Stop task ``serial`` after a time-out: signal it, else kill the worker."""
+        self._cancel.value = serial
+        end = time.monotonic() + grace
+        signalled = False
+        while (left := end - time.monotonic()) > 0:
+            # Signal only once the worker holds the task: before that its
+            # handler may not be installed yet, and SIGUSR1 would kill it.
+            if not signalled and self._current.value == serial:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.process.pid, signal.SIGUSR1)  # type: ignore[arg-type]
+                signalled = True
+            if self._conn.poll(min(left, 0.05)):
+                got, _, _ = self._conn.recv()
+                if got == serial:  # back from the interrupt (or just finished)
+                    return
+        log.warning(
+            "worker %d (%s) ignored the interrupt for %.1f s; restarting it",
+            self.index,
+            self.device,
+            grace,
+        )
+        self.process.kill()
+        self.process.join(timeout=5)
+        self._conn.close()
+        self._start()
 
     def cancel_current(self) -> None:
         """Interrupt whatever this worker is running now."""

@@ -4,8 +4,13 @@
 
 It stands in for the *server*: it answers our four HQL queries with real
 ``omero.model`` graphs built from a fixture description (``omero_fixture.py``),
-applies a simple ACL (a user sees objects of their groups; a read-only group
-refuses annotations by non-owners), raises the exceptions OMERO raises
+applies OMERO's ACL as ``omero.model.PermissionsI`` reads the group's
+permission string (members see their groups' data, only their own in a private
+group; read-annotate and read-write groups let members annotate each other's
+data, read-only ones do not), honours the group context (``omero.group`` in a
+call's ``ctx`` or the gateway's ``SERVICE_OPTS``: ``-1`` for all groups, unset
+for the session's default group), hands out ONE RawPixelsStore per connection
+as ``BlitzGateway`` does (so its pixels id is connection state), raises the exceptions OMERO raises
 (``SecurityViolation``, ``ValidationException``, ``Ice.ObjectNotExistException``
 for a dead session), keeps what is saved, and serves Ice pixels as big-endian
 bytes from ground-truth arrays that never went through the code under test.
@@ -14,8 +19,11 @@ It does not parse HQL: it recognises our queries by the entity they select.
 An unknown query raises, so a new query in the code needs a double update and
 a real-server check (``pytest -m omero``).
 
-Used in-process by the tests, and by a real server process through the test
-seam (``[omero] test_double = ".../double.json"``, see ``_test_seam.py``).
+Tests inject it where production takes omero-py's gateway: ``join_session(...,
+factory=DoubleFactory(...))``, ``Server(config, omero_gateway=...)`` and, for
+real server processes, ``tests/omero/cli_with_double.py``. A
+:class:`DoubleFactory` pickles by reference (its description path), so plate
+handles carry it into worker processes; the product has no way to load it.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import itertools
 import json
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +42,17 @@ import omero.gateway
 import omero.grid
 from omero.rtypes import rlong, rstring, unwrap
 
-if str(Path(__file__).parent) not in sys.path:  # loaded by file path via the seam
+if str(Path(__file__).parent) not in sys.path:  # the sibling modules below
     sys.path.insert(0, str(Path(__file__).parent))
 
 from omero_double_model import ModelRows
-from omero_double_services import DoublePixels, DoubleShared, DoubleTable
-
-ANNOTATION_LINKS = "PlateAnnotationLink"
+from omero_double_services import (
+    DoublePixels,
+    DoubleQuery,
+    DoubleShared,
+    DoubleTable,
+    DoubleUpdate,
+)
 
 
 class DoubleServer(ModelRows):
@@ -53,6 +66,12 @@ class DoubleServer(ModelRows):
         self.images = {i["id"]: i for i in self.doc["images"]}
         self.plates = {p["id"]: p for p in self.doc["plates"]}
         self.filesets = {f["id"]: f for f in self.doc["filesets"]}
+        self.image_owner = {
+            sample["image"]: plate["owner"]
+            for plate in self.doc["plates"]
+            for well in plate["wells"]
+            for sample in well["samples"]
+        }
         self.saved: dict[int, Any] = {}  # id -> saved annotation / ROI / file
         self.links: list[Any] = []
         self.tables: dict[int, DoubleTable] = {}
@@ -78,117 +97,33 @@ class DoubleServer(ModelRows):
         """Make ``key`` invalid from now on (tests of long runs)."""
         self.sessions[key] = None
 
+    def groups_in(self, user: dict[str, Any], ctx: Any) -> list[int]:
+        """The groups a call with ``ctx`` sees: ``-1`` all, unset the default.
+
+        Raises ``SecurityViolation`` for a group the user is not a member of.
+        """
+        group = (ctx or {}).get("omero.group")
+        if group is None:
+            return [user["groups"][0]]
+        if str(group) == "-1":
+            return list(user["groups"])
+        if int(group) not in user["groups"]:
+            raise omero.SecurityViolation(
+                message=f"user {user['name']} is not a member of group {group}"
+            )
+        return [int(group)]
+
+    def write_group(self, user: dict[str, Any], ctx: Any) -> int:
+        """The one group a write with ``ctx`` goes into (never ``-1``)."""
+        groups = self.groups_in(user, ctx)
+        if len(groups) != 1 or str((ctx or {}).get("omero.group")) == "-1":
+            raise omero.SecurityViolation(message="cannot write with omero.group=-1")
+        return groups[0]
+
     def record(self, kind: str, **fields: Any) -> None:
         if self.log_path is not None:
             with self.log_path.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"kind": kind, **fields}, default=str) + "\n")
-
-
-class DoubleQuery:
-    """``IQuery``: our queries, recognised by what they select."""
-
-    def __init__(self, gw: DoubleGateway) -> None:
-        self.gw = gw
-
-    def findAllByQuery(self, query: str, params: Any, _ctx: Any = None) -> list[Any]:
-        user = self.gw.current_user("findAllByQuery")
-        server = self.gw.server
-        values = {k: unwrap(v) for k, v in params.map.items()}
-        head = query.split(" from ", 1)[1].split(maxsplit=1)[0]
-        if head == "Plate":
-            rec = server.plates.get(values["pid"])
-            if rec is None or not server.can_read(user, rec["group"]):
-                return []
-            return [server.plate_graph(rec["id"], user)]
-        if head == "FilesetEntry":
-            return server.file_entries(values["ids"], user)
-        if head == ANNOTATION_LINKS:
-            return [ln for ln in server.links if unwrap(ln.parent.id) == values["pid"]]
-        if head == "Roi":
-            wanted = set(values["ids"])
-            return [
-                r
-                for r in server.saved.values()
-                if isinstance(r, omero.model.RoiI) and unwrap(r.image.id) in wanted
-            ]
-        raise omero.ApiUsageException(message=f"the double does not know: {query}")
-
-    def get(self, klass: str, id: int, _ctx: Any = None) -> Any:
-        user = self.gw.current_user("get")
-        server = self.gw.server
-        if klass != "Plate" or id not in server.plates:
-            raise omero.ValidationException(
-                message=f"No row with the given identifier exists: [{klass}#{id}]"
-            )
-        rec = server.plates[id]
-        if not server.can_read(user, rec["group"]):
-            raise omero.SecurityViolation(
-                message=f"Cannot read ome.model.screen.Plate:Id_{id}"
-            )
-        return server.plate_graph(id, user)
-
-
-class DoubleUpdate:
-    """``IUpdate``: assigns ids, keeps annotations, links and ROIs."""
-
-    def __init__(self, gw: DoubleGateway) -> None:
-        self.gw = gw
-
-    def _store(self, obj: Any, ctx: Any = None) -> Any:
-        server = self.gw.server
-        if obj.id is None:
-            obj.id = rlong(next(server.ids))
-        if isinstance(obj, omero.model.PlateAnnotationLinkI):
-            user = self.gw.current_user("saveAndReturnObject")
-            plate = server.plates[unwrap(obj.parent.id)]
-            group = (ctx or {}).get("omero.group", str(user["groups"][0]))
-            if group != str(plate["group"]):  # OMERO writes into the ctx group
-                raise omero.SecurityViolation(
-                    message=f"cannot link group {group} data to a plate of group "
-                    f"{plate['group']}"
-                )
-            if not server.can_annotate(user, plate):
-                raise omero.SecurityViolation(
-                    message=f"Cannot link to ome.model.screen.Plate:Id_{plate['id']}"
-                )
-            if obj.child.isLoaded():
-                self._store(obj.child)
-            else:  # a link to a saved annotation: fetch joins return it loaded
-                obj.child = server.saved[unwrap(obj.child.id)]
-            server.links.append(obj)
-            child = obj.child
-            ns = unwrap(child.ns) if child.isLoaded() else None
-            server.record(
-                "link",
-                plate=plate["id"],
-                child=unwrap(child.id),
-                ns=ns,
-                cls=type(child).__name__,
-            )
-            return obj
-        if isinstance(obj, omero.model.RoiI):
-            for shape in obj.copyShapes():
-                self._store(shape)
-            server.record("roi", id=unwrap(obj.id), image=unwrap(obj.image.id))
-        server.saved[unwrap(obj.id)] = obj
-        return obj
-
-    def saveAndReturnObject(self, obj: Any, _ctx: Any = None) -> Any:
-        self.gw.current_user("saveAndReturnObject")
-        with self.gw.server.lock:
-            return self._store(obj, _ctx)
-
-    def saveAndReturnArray(self, objs: list[Any], _ctx: Any = None) -> list[Any]:
-        self.gw.current_user("saveAndReturnArray")
-        with self.gw.server.lock:
-            return [self._store(o) for o in objs]
-
-
-class ServiceOpts(dict):
-    """``omero.gateway.ServiceOptsDict``: only the group setter we use."""
-
-    def setOmeroGroup(self, group: str) -> None:
-        self["omero.group"] = str(group)
 
 
 class DoubleGateway:
@@ -206,7 +141,8 @@ class DoubleGateway:
         self.host, self.port = host, port
         self.key: str | None = None
         self._login = (username, passwd)
-        self.SERVICE_OPTS = ServiceOpts()
+        self.SERVICE_OPTS = omero.gateway.ServiceOptsDict()
+        self._raw_pixels: DoublePixels | None = None
 
     def current_user(self, call: str) -> dict[str, Any]:
         self.server.calls.append(call)
@@ -259,13 +195,17 @@ class DoubleGateway:
         return DoubleShared(self)
 
     def createRawPixelsStore(self) -> DoublePixels:
+        """The connection's one store, as ``BlitzGateway._proxies['rawpixels']``."""
         self.current_user("createRawPixelsStore")
-        return DoublePixels(self)
+        if self._raw_pixels is None:
+            self._raw_pixels = DoublePixels(self)
+        return self._raw_pixels
 
     def getObject(self, obj_type: str, oid: int | None = None) -> Any:
+        """Like ``BlitzGateway.getObject``: queries with ``SERVICE_OPTS``."""
         user = self.current_user("getObject")
         rec = self.server.plates.get(oid) if obj_type == "Plate" else None
-        if rec is None or not self.server.can_read(user, rec["group"]):
+        if rec is None or not DoubleQuery(self)._visible(user, rec, self.SERVICE_OPTS):
             return None
         return omero.gateway.PlateWrapper(self, self.server.plate_graph(oid, user))
 
@@ -310,25 +250,51 @@ class DoubleGateway:
     def close(self, hard: bool = True) -> None:
         self.server.closes.append(hard)
         self.key = None
+        self._raw_pixels = None  # BlitzGateway drops its proxies (NoProxies)
 
 
-def factory_for(server: DoubleServer) -> Any:
-    """A gateway factory (what ``join_session(factory=...)`` takes) on ``server``."""
-
-    def make(host: str, port: int) -> DoubleGateway:
-        return DoubleGateway(server, host, port)
-
-    make.server = server  # type: ignore[attr-defined] - tests inspect the state
-    return make
+_SERVERS: dict[tuple[str, str], DoubleServer] = {}
+_SERVERS_LOCK = threading.Lock()
+_INSTANCES = itertools.count(1)
 
 
-_SERVERS: dict[str, DoubleServer] = {}
+def server_for(description: Path, instance: str = "") -> DoubleServer:
+    """The double's state for ``(description, instance)`` in this process.
+
+    Every gateway of one process shares it, as sessions share a database; a
+    worker process that unpickles a factory builds its own from the file.
+    """
+    key = (str(Path(description).resolve()), instance)
+    with _SERVERS_LOCK:
+        if key not in _SERVERS:
+            _SERVERS[key] = DoubleServer(Path(description))
+        return _SERVERS[key]
 
 
-def gateway_factory(description: Path) -> Any:
-    """The factory the test seam calls: one server state per description per
-    process, so a server process's sessions all see the same "database"."""
-    key = str(Path(description).resolve())
-    if key not in _SERVERS:
-        _SERVERS[key] = DoubleServer(Path(description))
-    return factory_for(_SERVERS[key])
+@dataclass(frozen=True)
+class DoubleFactory:
+    """The double's gateway factory: what production gets from omero-py.
+
+    A module-level frozen dataclass so that it pickles by reference inside a
+    plate handle (workers need ``tests/omero`` on ``sys.path``) and hashes
+    (handles are ``lru_cache`` keys).
+    """
+
+    description: Path
+    instance: str = ""
+
+    def __call__(self, host: str, port: int) -> DoubleGateway:
+        return DoubleGateway(self.server, host, port)
+
+    @property
+    def server(self) -> DoubleServer:
+        """The state the gateways of this factory share (tests inspect it)."""
+        return server_for(self.description, self.instance)
+
+
+def factory_for(server: DoubleServer) -> DoubleFactory:
+    """A picklable factory on ``server`` (an in-process test's fresh state)."""
+    instance = f"test-{next(_INSTANCES)}"
+    with _SERVERS_LOCK:
+        _SERVERS[(str(server.path.resolve()), instance)] = server
+    return DoubleFactory(server.path, instance)

@@ -18,13 +18,35 @@ class ModelRows:
     images: dict[int, dict[str, Any]]
     plates: dict[int, dict[str, Any]]
     filesets: dict[int, dict[str, Any]]
+    image_owner: dict[int, int]
 
-    def can_read(self, user: dict[str, Any], group: int) -> bool:
-        return group in user["groups"]
+    def permissions(self, group: int) -> Any:
+        """The group's permissions as OMERO's own ``PermissionsI`` reads them.
+
+        The string is ``rw`` (owner) + group pair + world pair: ``rw----``
+        private, ``rwr---`` read-only, ``rwra--`` read-annotate, ``rwrw--``
+        read-write. Letting omero-py parse it keeps the double's ACL from
+        misreading which characters are the group's.
+        """
+        return omero.model.PermissionsI(self.doc["groups"][str(group)]["perms"])
+
+    def can_read(
+        self, user: dict[str, Any], group: int, owner: int | None = None
+    ) -> bool:
+        """Members read their group's data; in a private group only their own."""
+        if group not in user["groups"]:
+            return False
+        if owner is None or owner == user["id"]:
+            return True
+        return bool(self.permissions(group).isGroupRead())
 
     def can_annotate(self, user: dict[str, Any], plate: dict[str, Any]) -> bool:
-        perms = self.doc["groups"][str(plate["group"])]["perms"]
-        return plate["owner"] == user["id"] or perms[4] == "a" or perms[5] == "w"
+        """Owners annotate their data; other members only where the group allows."""
+        if plate["group"] not in user["groups"]:
+            return False
+        if plate["owner"] == user["id"]:
+            return True
+        return bool(self.permissions(plate["group"]).isGroupAnnotate())
 
     def details(self, obj: Any, group: int, owner: int, user: dict[str, Any]) -> None:
         perms = omero.model.PermissionsI(self.doc["groups"][str(group)]["perms"])
@@ -43,7 +65,7 @@ class ModelRows:
         image.series = rint(rec["series"])
         if rec["fileset"] is not None:
             image.fileset = omero.model.FilesetI(rec["fileset"], False)
-        self.details(image, rec["group"], 0, user)
+        self.details(image, rec["group"], self.image_owner.get(image_id, 0), user)
         px = rec["pixels"]
         pixels = omero.model.PixelsI(px["id"], True)
         for axis in "xyzct":
@@ -79,7 +101,8 @@ class ModelRows:
             well.plate = omero.model.PlateI(plate_id, False)
             for srec in wrec["samples"]:
                 image_rec = self.images[srec["image"]]
-                if not self.can_read(user, image_rec["group"]):
+                owner = self.image_owner.get(srec["image"])
+                if not self.can_read(user, image_rec["group"], owner):
                     continue  # OMERO's security filter drops unreadable rows
                 sample = omero.model.WellSampleI(srec["id"], True)
                 sample.image = self.image_graph(srec["image"], user)

@@ -38,7 +38,6 @@ BOB, ALICE = "bob-session-0000-1111-2222-333344445555", "alice-session-key-9999"
 EXPIRED = "expired-session-key-0000"
 FILESET_DIR = "user_2/2026-11/24/10-22-33.123"
 ALICE_DIR = "user_5/2026-11/25/08-01-02.456"
-DOUBLE_PY = Path(__file__).with_name("omero_double.py")
 
 
 @dataclass
@@ -323,8 +322,6 @@ def build_fixture(root: Path) -> Path:
     ):
         step(b)
     description = {
-        "kind": "openhcs-nb-omero-test-double",
-        "double": str(DOUBLE_PY),
         "users": {
             "bob": {"id": 2, "groups": [3, 11]},
             "alice": {"id": 5, "groups": [7, 11]},

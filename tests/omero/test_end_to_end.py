@@ -1,9 +1,10 @@
 """OMERO plates through the real server process, the client and the magics.
 
-The server runs with ``[omero] test_double`` pointing at the fixture
-repository's description: everything but the OMERO server itself is real —
-the server process, its workers reading the binary repository from disk, the
-write-back code and the client.
+The server is started through ``cli_with_double.py``, which injects the
+double's gateway factory (built from the fixture repository's description)
+into the real ``openhcs_nb.server.cli.main``: everything but the OMERO server
+itself is real — the server process, its workers reading the binary
+repository from disk, the write-back code and the client.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_with_double import ENV, FLAG
 from omero_fixture import ALICE, BOB, EXPIRED
 
 from openhcs_nb import connect, default_pipeline
@@ -34,9 +36,11 @@ def omero_server(tmp_path_factory, omero_repo, plates_root):
             "enabled = true\n"
             'host = "double"\n'
             f'data_dir = "{root}"\n'
-            f'test_double = "{omero_repo}"\n'
             "retry_delay_s = 0.1\n"
         ),
+        env=ENV,
+        args=(FLAG, str(omero_repo)),
+        module="cli_with_double",
     ).start()
     yield server
     server.kill()
@@ -52,7 +56,7 @@ def test_when_omero_plate_submitted_then_it_runs_from_disk_and_writes_back(
 ):
     before = len(writes(omero_repo))
     with connect(omero_server.address, omero_session=BOB) as conn:
-        assert conn.server_info.user == "bob"
+        assert conn.server_info.omero_user == "bob"
         run = conn.submit(default_pipeline(), "omero:101")
         table = run.result(timeout=120)
         assert (table.status == "done").all(), table
@@ -75,8 +79,8 @@ def test_when_omero_plate_submitted_then_it_runs_from_disk_and_writes_back(
     assert ("openhcs-nb/pipeline", "FileAnnotationI") in links
     rois = [w for w in new if w["kind"] == "roi"]
     assert len(rois) == int(table["count"].sum()), "one mask ROI per object"
-    provenance = json.loads((store / "provenance.json").read_text())
-    assert provenance["user"] == "bob"
+    record = json.loads((store / "omero_writeback.json").read_text())
+    assert record["user"] == "bob"  # written as the OMERO user of the session
 
 
 def test_when_plate_has_romio_buffers_then_the_romio_path_is_recorded(omero_server):
@@ -157,13 +161,15 @@ def test_when_writeback_is_retried_from_the_cli_then_results_go_back_again(
         [
             sys.executable,
             "-m",
-            "openhcs_nb.server.cli",
+            "cli_with_double",
             "writeback",
             run.id,
             "--config",
             str(omero_server.base / "server.toml"),
+            FLAG,
+            str(omero_repo),
         ],
-        env={**os.environ, "OMERO_SESSION_KEY": BOB},
+        env={**os.environ, **ENV, "OMERO_SESSION_KEY": BOB},
         capture_output=True,
         text=True,
         check=False,

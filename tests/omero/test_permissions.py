@@ -3,9 +3,8 @@ exist -- each with a clear message, and no byte read from the repository."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
+from omero_double import factory_for
 from omero_fixture import ALICE, BOB, EXPIRED
 from omero_opens import recording_opens
 
@@ -59,13 +58,11 @@ def test_when_session_expires_mid_run_then_ice_reads_fail_but_files_do_not(bob, 
 
 
 def test_when_plate_opens_its_own_session_then_it_leaves_it_softly(
-    omero_repo, settings, monkeypatch
+    server, settings, monkeypatch
 ):
     monkeypatch.setenv("OMERO_SESSION_KEY", BOB)
-    plate = open_omero_plate(
-        "omero:101", config=replace(settings, test_double=omero_repo)
-    )
-    server = plate.session.gateway.server
+    plate = open_omero_plate("omero:101", config=settings, factory=factory_for(server))
+    assert plate.session.gateway.server is server
     before = list(server.closes)
     plate.close()
     assert server.closes[len(before) :] == [False]  # close(hard=False), never hard

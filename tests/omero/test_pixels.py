@@ -9,6 +9,7 @@ import pytest
 
 from openhcs_nb.plates._omero_meta import OmeroImage
 from openhcs_nb.plates._omero_pixels import IceSource, RomioSource, romio_path
+from openhcs_nb.plates._omero_store import SharedPixelStore
 
 
 @pytest.mark.parametrize(
@@ -89,6 +90,13 @@ class _Store:
     def __init__(self, data: np.ndarray) -> None:
         self.data = data
         self.tiles = 0
+        self.sets: list[int] = []
+
+    def setPixelsId(self, pixels_id, bypass, ctx=None):
+        self.sets.append(pixels_id)
+
+    def createRawPixelsStore(self):  # also the gateway that hands itself out
+        return self
 
     def getPlane(self, z, c, t):
         plane = self.data[t, c, z]
@@ -101,17 +109,15 @@ class _Store:
 
 
 def test_when_ice_returns_big_endian_bytes_then_planes_decode_exactly() -> None:
-    import threading
     from contextlib import nullcontext
 
     image = _image("uint16", t=1, c=2, z=1)
     truth = np.arange(30, dtype=np.uint16).reshape(1, 2, 1, 3, 5) * 1000
     store = _Store(truth)
-    source = IceSource(
-        image, lambda pid: store, threading.Lock(), lambda what: nullcontext()
-    )
+    source = IceSource(image, SharedPixelStore(store), lambda what: nullcontext())
     assert np.array_equal(source.plane(0, 1, 0), truth[0, 1, 0])
     assert np.array_equal(source.field(), truth)
+    assert store.sets == [image.pixels_id]  # set once while nothing moved it
     # A plane too large for one message comes in row tiles, same pixels.
     tiled = source._tiled(store, 0, 1, 0, np.dtype(">u2"), max_bytes=10)
     assert np.array_equal(tiled, truth[0, 1, 0])

@@ -20,7 +20,7 @@ def test_when_server_config_is_given_then_its_omero_section_is_used():
     assert (settings.host, settings.port) == ("omero.lab", 4065)
     assert settings.data_dir == Path("/OMERO")
     assert settings.managed_dir == Path("/OMERO/ManagedRepository")  # OMERO default
-    assert settings.test_double is None and settings.labels == "rois"
+    assert settings.labels == "rois"
 
 
 def test_when_managed_dir_is_set_then_it_wins():

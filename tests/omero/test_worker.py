@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from omero_double import factory_for
 from omero_fixture import BOB
 
 from openhcs_nb import default_pipeline
@@ -20,12 +21,13 @@ from openhcs_nb.plates.omero import OmeroPlate, open_omero_plate, reopen_omero_p
 
 
 @pytest.fixture
-def seam_settings(settings, omero_repo):
-    return replace(settings, test_double=omero_repo)
+def factory(server):
+    """A picklable double factory: handles carry it into worker processes."""
+    return factory_for(server)
 
 
-def test_when_plate_is_pickled_then_only_a_handle_travels(seam_settings):
-    session = join_session(BOB, config=seam_settings)
+def test_when_plate_is_pickled_then_only_a_handle_travels(settings, factory):
+    session = join_session(BOB, config=settings, factory=factory)
     plate = open_omero_plate("omero:103", session=session)
     handle = plate.handle()
     assert BOB not in repr(handle)
@@ -35,6 +37,7 @@ def test_when_plate_is_pickled_then_only_a_handle_travels(seam_settings):
     again = pickle.loads(data)
     assert isinstance(again, OmeroPlate) and again is not plate
     assert again.session is not session and again.session.user_name == "bob"
+    assert again.session.factory == factory  # rejoined through the same double
     assert pickle.loads(data) is again  # one reopening per process
     assert np.array_equal(
         again.read_image("A01", 0, 2, 0, 1), plate.read_image("A01", 0, 2, 0, 1)
@@ -42,8 +45,8 @@ def test_when_plate_is_pickled_then_only_a_handle_travels(seam_settings):
     session.close()
 
 
-def test_when_handle_key_has_expired_then_reopening_is_refused(seam_settings):
-    session = join_session(BOB, config=seam_settings)
+def test_when_handle_key_has_expired_then_reopening_is_refused(settings, factory):
+    session = join_session(BOB, config=settings, factory=factory)
     handle = open_omero_plate("omero:101", session=session).handle()
     reopen_omero_plate.cache_clear()
     with pytest.raises(SessionInvalidError):
@@ -52,9 +55,9 @@ def test_when_handle_key_has_expired_then_reopening_is_refused(seam_settings):
 
 
 def test_when_a_worker_process_runs_a_well_then_it_matches_the_parent(
-    seam_settings, tmp_path
+    settings, factory, tmp_path
 ):
-    session = join_session(BOB, config=seam_settings)
+    session = join_session(BOB, config=settings, factory=factory)
     plate = open_omero_plate("omero:101", session=session)
     plan = compile_pipeline(default_pipeline("DAPI"), plate, ["A02"])
     here = run_well(plan, "A02", None, 0, plate=plate)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import zarr
 from omero.rtypes import unwrap
-from omero_double import DoubleServer, factory_for
+from omero_double import DoubleFactory, DoubleServer, factory_for
 from omero_fixture import ALICE, BOB
 
 from openhcs_nb import default_pipeline
@@ -251,11 +251,16 @@ def test_when_no_session_is_available_then_writeback_says_how(
         writeback_execution("nope", results_root, settings)
 
 
-def test_when_run_as_cli_then_key_joins_through_the_seam_and_writes_are_logged(
+def test_when_run_with_a_key_then_it_joins_through_the_factory_and_writes_are_logged(
     results_root, settings, omero_repo
 ):
-    config = replace(settings, test_double=omero_repo)
-    report = writeback_execution("ex-gfp", results_root, config, session_key=BOB)
+    report = writeback_execution(
+        "ex-gfp",
+        results_root,
+        settings,
+        session_key=BOB,
+        factory=DoubleFactory(omero_repo),
+    )
     assert report.state == "done"
     log = [
         json.loads(x)

@@ -31,11 +31,19 @@ from openhcs_nb.protocol import (
 
 # A map whose "client" value nests 50,000 arrays deep.
 _DEEP = (
-    b"\x84\xa4type\xa5Hello\xa1v\x01\xa3rid\x01\xa6client" + b"\x91" * 50_000 + b"\x00"
+    b"\x84\xa4type\xa5Hello\xa1v"
+    + bytes([PROTOCOL_VERSION])
+    + b"\xa3rid\x01\xa6client"
+    + b"\x91" * 50_000
+    + b"\x00"
 )
 
 # A map whose "client" string is not UTF-8 (msgspec raises UnicodeDecodeError).
-_BAD_UTF8 = b"\x84\xa4type\xa5Hello\xa1v\x01\xa3rid\x01\xa6client\xa2\xff\xfe"
+_BAD_UTF8 = (
+    b"\x84\xa4type\xa5Hello\xa1v"
+    + bytes([PROTOCOL_VERSION])
+    + b"\xa3rid\x01\xa6client\xa2\xff\xfe"
+)
 
 
 def _header(**fields):
@@ -44,7 +52,12 @@ def _header(**fields):
 
 def _preview_header(images):
     return _header(
-        type="PreviewReply", v=1, rid=4, well="A01", step_names=[], images=images
+        type="PreviewReply",
+        v=PROTOCOL_VERSION,
+        rid=4,
+        well="A01",
+        step_names=[],
+        images=images,
     )
 
 
@@ -57,7 +70,7 @@ def test_when_client_speaks_version_0_then_server_refuses_naming_both_versions()
         decode_client(frames)
     assert (
         str(info.value)
-        == "protocol version 0 is not supported by this server (speaks 1)"
+        == f"protocol version 0 is not supported by this server (speaks {PROTOCOL_VERSION})"
     )
     assert info.value.code == "version_mismatch"
     assert info.value.rid == 1
@@ -84,7 +97,7 @@ def test_when_server_speaks_a_newer_version_then_client_refuses_it():
         decode_server(frames)
     assert (
         str(info.value)
-        == "protocol version 2 is not supported by this client (speaks 1)"
+        == f"protocol version {PROTOCOL_VERSION + 1} is not supported by this client (speaks {PROTOCOL_VERSION})"
     )
 
 
@@ -146,14 +159,18 @@ def test_when_array_has_more_dims_than_allowed_then_bad_array():
         ([_DEEP], MalformedMessage, "recursion depth"),
         ([_BAD_UTF8], MalformedMessage, "utf-8"),
         (
-            [_header(type="Hello", v=1, rid=1, client=5)],
+            [_header(type="Hello", v=PROTOCOL_VERSION, rid=1, client=5)],
             MalformedMessage,
             r"\$\.client",
         ),
-        ([_header(type="Hello", v=1, rid=1)], MalformedMessage, "client"),
-        ([_header(v=1, rid=1, client="c")], MalformedMessage, "type"),
         (
-            [_header(type="Shutdown", v=1, rid=1)],
+            [_header(type="Hello", v=PROTOCOL_VERSION, rid=1)],
+            MalformedMessage,
+            "client",
+        ),
+        ([_header(v=PROTOCOL_VERSION, rid=1, client="c")], MalformedMessage, "type"),
+        (
+            [_header(type="Shutdown", v=PROTOCOL_VERSION, rid=1)],
             UnknownMessage,
             "unknown command type",
         ),
@@ -191,7 +208,9 @@ def test_when_frames_are_malformed_then_the_typed_error_is_raised(frames, error,
 
 def test_when_schema_error_has_a_readable_rid_then_the_error_carries_it():
     with pytest.raises(MalformedMessage) as info:
-        decode_client([_header(type="Status", v=1, rid=77, execution_id=None)])
+        decode_client(
+            [_header(type="Status", v=PROTOCOL_VERSION, rid=77, execution_id=None)]
+        )
     assert info.value.rid == 77
 
 

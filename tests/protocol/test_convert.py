@@ -16,6 +16,7 @@ from openhcs_nb.pipeline.catalogue import Catalogue, Function, Param
 from openhcs_nb.plates.model import PlateLayout
 from openhcs_nb.protocol import (
     ERROR_CODES,
+    PROTOCOL_VERSION,
     ErrorReply,
     Hello,
     HelloReply,
@@ -172,10 +173,10 @@ def test_when_error_has_no_wire_code_then_reply_is_internal_and_keeps_the_origin
 
 def test_when_decode_fails_then_error_reply_answers_the_request_it_could_read():
     frames = encode(Hello(rid=41, client="c"))
-    raw = bytes(frames[0]).replace(b"\xa1v\x01", b"\xa1v\x00")
+    raw = bytes(frames[0]).replace(b"\xa1v" + bytes([PROTOCOL_VERSION]), b"\xa1v\x00")
     with pytest.raises(VersionMismatch) as info:
         decode_client([raw])
     reply = error_reply(info.value)
     assert reply.rid == 41
     assert reply.code == "version_mismatch"
-    assert reply.details == {"remote_version": 0, "local_version": 1}
+    assert reply.details == {"remote_version": 0, "local_version": PROTOCOL_VERSION}

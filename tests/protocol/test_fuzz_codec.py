@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from protocol_samples import client_samples, event_samples, server_samples
 
 from openhcs_nb.protocol import (
+    PROTOCOL_VERSION,
     ArrayRef,
     BadArray,
     ClientMessage,
@@ -166,7 +167,7 @@ def test_when_a_ref_names_any_dtype_shape_and_frame_then_unpack_views_or_refuses
     header = msgspec.msgpack.encode(
         {
             "type": "PreviewReply",
-            "v": 1,
+            "v": PROTOCOL_VERSION,
             "rid": 1,
             "well": "A01",
             "step_names": [],

@@ -118,7 +118,13 @@ def test_when_newer_peer_adds_a_field_then_older_decoder_ignores_it():
 
 def test_when_older_peer_omits_defaulted_fields_then_defaults_are_used():
     header = msgspec.msgpack.encode(
-        {"type": "Submit", "v": 1, "rid": 2, "pipeline_code": "x", "plate": "p"}
+        {
+            "type": "Submit",
+            "v": PROTOCOL_VERSION,
+            "rid": 2,
+            "pipeline_code": "x",
+            "plate": "p",
+        }
     )
     decoded, _ = decode_client([header])
     assert decoded.wells is None

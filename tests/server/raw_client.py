@@ -57,11 +57,11 @@ class RawClient:
         assert reply.rid == msg.rid, (reply, msg)
         return reply, buffers
 
-    def subscribe(self, execution_id: str = "") -> None:
+    def subscribe(self, execution_id: str = "", stream_key: str = "") -> None:
+        """Ask for an execution's events (``""``: ask for every execution's)."""
         assert self.sub is not None
-        self.sub.setsockopt(
-            zmq.SUBSCRIBE, event_topic(execution_id) if execution_id else b""
-        )
+        topic = event_topic(execution_id, stream_key) if execution_id else b""
+        self.sub.setsockopt(zmq.SUBSCRIBE, topic)
 
     def events(self, timeout: float = 30.0, until=Finished):
         """Live events until one of type ``until`` arrives (or timeout)."""

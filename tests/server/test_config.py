@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
+import msgspec
 import pytest
 import tomllib
 
@@ -13,6 +13,7 @@ from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.server.config import (
     ConfigError,
     ServerConfig,
+    check_config,
     demo_config,
     env_name,
     is_loopback_address,
@@ -20,6 +21,14 @@ from openhcs_nb.server.config import (
 )
 
 EXAMPLE = Path(__file__).parents[2] / "server" / "deploy" / "server.example.toml"
+
+
+def settings() -> dict[str, list[str]]:
+    """Every section and its keys, read from the Structs (the one declaration)."""
+    return {
+        section.name: [key.name for key in msgspec.structs.fields(section.type)]
+        for section in msgspec.structs.fields(ServerConfig)
+    }
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -98,12 +107,11 @@ def test_when_env_value_is_empty_then_optional_path_is_unset(tmp_path):
 
 def test_when_every_field_has_an_env_name_then_names_follow_the_pattern():
     names = {
-        env_name(section.name, key.name)
-        for section in dataclasses.fields(ServerConfig)
-        for key in dataclasses.fields(getattr(ServerConfig(), section.name))
+        env_name(section, key) for section, keys in settings().items() for key in keys
     }
     assert "OPENHCS_NB_SERVER_COMMAND_ADDRESS" in names
-    assert "OPENHCS_NB_EXECUTION_MAX_QUEUED_PER_USER" in names
+    assert "OPENHCS_NB_LIMITS_MAX_QUEUED_PER_USER" in names
+    assert "OPENHCS_NB_EXECUTION_MAX_QUEUED_PER_USER" not in names
     assert all(name.isupper() and name.startswith("OPENHCS_NB_") for name in names)
 
 
@@ -131,11 +139,13 @@ def test_when_env_value_is_malformed_then_error_names_variable(var, value, expec
             r"\[server\] command_adress",
         ),
         ("[excecution]\nworkers = 1\n", "'excecution'.*unknown section"),
-        ("[execution]\nworkers = '4'\n", r"\[execution\] workers.*expected an integer"),
-        ("[plates]\ndemo = 1\n", r"\[plates\] demo.*expected true or false"),
+        ("[execution]\nworkers = '4'\n", r"\[execution\] workers.*expected `int`"),
+        ("[plates]\ndemo = 1\n", r"\[plates\] demo.*expected `bool`"),
         ("[plates]\nroots = '/data'\n", r"\[plates\] roots.*expected a list"),
-        ("[execution]\ngpus = [0, 'a']\n", r"gpus.*\[1\].*expected an integer"),
-        ("server = 1\n", r"\[server\].*must be a table"),
+        ("[execution]\ngpus = [0, 'a']\n", r"gpus\[1\].*expected `int`"),
+        ("[execution]\ngpus = [0, -1]\n", r"gpus\[1\].*>= 0, got -1"),
+        ("server = 1\n", r"\[server\].*expected a table"),
+        ("[omero]\ntest_double = 'd.json'\n", r"\[omero\] test_double.*unknown key"),
         ("[server\n", "not valid TOML"),
     ],
 )
@@ -234,15 +244,162 @@ def test_when_demo_port_is_zero_then_both_sockets_pick_free_ports(tmp_path):
 def test_when_example_config_is_loaded_then_it_covers_every_setting(tmp_path):
     parsed = tomllib.loads(EXAMPLE.read_text())
     # The example writes out every key (commented ones excepted) of every section.
-    for section in dataclasses.fields(ServerConfig):
-        keys = {
-            f.name for f in dataclasses.fields(getattr(ServerConfig(), section.name))
-        }
-        commented = {
-            line.split("=")[0].strip("# ").strip()
-            for line in EXAMPLE.read_text().splitlines()
-            if line.startswith("# ") and "=" in line
-        }
-        assert keys <= set(parsed.get(section.name, {})) | commented, section.name
+    commented = {
+        line.split("=")[0].strip("# ").strip()
+        for line in EXAMPLE.read_text().splitlines()
+        if line.startswith("# ") and "=" in line
+    }
+    for section, keys in settings().items():
+        assert set(keys) <= set(parsed.get(section, {})) | commented, section
     config = load_config(EXAMPLE, env={})
     assert config.server.command_address.startswith("tcp://127.0.0.1:")
+
+
+def test_when_key_is_unknown_then_error_names_its_path_and_the_known_keys(tmp_path):
+    path = write(tmp_path, "[limits]\nmax_queud_per_user = 3\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.where == f"[limits] max_queud_per_user in {path}"
+    assert "unknown key" in info.value.reason
+    assert "max_queued_per_user" in info.value.reason
+
+
+def test_when_max_queued_per_user_is_under_execution_then_it_is_refused(tmp_path):
+    path = write(tmp_path, "[execution]\nmax_queued_per_user = 3\n")
+    with pytest.raises(ConfigError, match=r"\[execution\] max_queued_per_user"):
+        load_config(path, env={})
+    moved = write(tmp_path, "[limits]\nmax_queued_per_user = 3\n")
+    assert load_config(moved, env={}).limits.max_queued_per_user == 3
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "bound"),
+    [
+        ("requests_per_second", "-1.0", ">= 0"),
+        ("request_burst", "0", ">= 1"),
+        ("max_running_per_user", "0", ">= 1"),
+        ("max_queued_per_user", "0", ">= 1"),
+        ("max_previews_per_user", "0", ">= 1"),
+        ("well_timeout_s", "-0.5", ">= 0"),
+        ("preview_timeout_s", "-1", ">= 0"),
+        ("max_command_bytes", "1023", ">= 1024"),
+        ("peer_send_budget_bytes", str(1024 * 1024 - 1), f">= {1024 * 1024}"),
+        ("event_hwm", "0", ">= 1"),
+        ("compile_threads", "0", ">= 1"),
+        ("compile_queue", "0", ">= 1"),
+        ("compile_timeout_s", "0", "> 0"),
+    ],
+)
+def test_when_limit_is_out_of_range_then_error_names_key_and_bound(
+    tmp_path, key, value, bound
+):
+    path = write(tmp_path, f"[limits]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env={})
+    assert info.value.where == f"[limits] {key} in {path}"
+    assert bound in info.value.reason
+    assert info.value.reason.endswith(f", got {value}")  # the value refused
+
+
+def test_when_limits_are_not_set_then_defaults_apply():
+    limits = load_config(None, env={}).limits
+    assert (limits.requests_per_second, limits.request_burst) == (50.0, 100)
+    assert (limits.max_running_per_user, limits.max_queued_per_user) == (2, 20)
+    assert limits.max_previews_per_user == 2
+    assert (limits.well_timeout_s, limits.preview_timeout_s) == (1800.0, 120.0)
+    assert limits.max_command_bytes == 4 * 1024 * 1024
+    assert limits.peer_send_budget_bytes == 256 * 1024 * 1024
+    assert limits.event_hwm == 2000
+    assert (limits.compile_threads, limits.compile_queue) == (2, 16)
+    assert limits.compile_timeout_s == 20.0
+
+
+def test_when_env_overrides_limits_then_they_convert_and_win(tmp_path):
+    path = write(tmp_path, "[limits]\nrequest_burst = 10\nmax_queued_per_user = 5\n")
+    env = {
+        "OPENHCS_NB_LIMITS_REQUEST_BURST": "40",
+        "OPENHCS_NB_LIMITS_REQUESTS_PER_SECOND": "0",
+        "OPENHCS_NB_LIMITS_WELL_TIMEOUT_S": "12.5",
+    }
+    limits = load_config(path, env=env).limits
+    assert limits.request_burst == 40
+    assert limits.requests_per_second == 0.0
+    assert limits.well_timeout_s == 12.5
+    assert limits.max_queued_per_user == 5  # from the file, not overridden
+
+
+def test_when_env_limit_is_out_of_range_then_error_names_key_and_variable():
+    var = "OPENHCS_NB_LIMITS_COMPILE_THREADS"
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={var: "0"})
+    assert info.value.where == f"[limits] compile_threads from {var}"
+    assert ">= 1" in info.value.reason
+
+
+def test_when_struct_is_built_in_code_then_validate_still_checks_bounds():
+    config = ServerConfig()
+    execution = msgspec.structs.replace(config.execution, workers=0)
+    broken = msgspec.structs.replace(config, execution=execution)
+    assert config.execution.workers >= 1  # the original is untouched
+    with pytest.raises(ConfigError, match=r"\[execution\] workers.*>= 1"):
+        broken.validate()
+    with pytest.raises(AttributeError):
+        config.execution.workers = 3  # frozen
+
+
+def test_when_settings_are_declared_then_each_has_a_description():
+    info = msgspec.inspect.type_info(ServerConfig)
+    for section in info.fields:
+        for key in section.type.fields:
+            assert isinstance(key.type, msgspec.inspect.Metadata), key.name
+            assert key.type.extra_json_schema["description"], key.name
+
+
+def test_when_file_is_good_then_check_config_reports_nothing(tmp_path):
+    path = write(tmp_path, "[limits]\nrequest_burst = 5\n[execution]\nworkers = 2\n")
+    assert check_config(path, env={}) == []
+    assert check_config(EXAMPLE, env={}) == []
+
+
+def test_when_file_has_three_mistakes_then_check_config_lists_all_three(tmp_path):
+    path = write(
+        tmp_path,
+        """
+        [limits]
+        request_burst = 0
+        [omero]
+        test_double = "double.json"
+        [execution]
+        workers = "many"
+        """,
+    )
+    lines = check_config(path, env={})
+    assert len(lines) == 3, lines
+    assert lines[0].startswith("[limits] request_burst: ") and ">= 1" in lines[0]
+    assert lines[1].startswith("[omero] test_double: unknown key")
+    assert lines[2].startswith("[execution] workers: expected `int`")
+
+
+def test_when_check_config_meets_env_and_cross_key_mistakes_then_it_lists_them(
+    tmp_path,
+):
+    path = write(tmp_path, "[excecution]\nworkers = 1\n")
+    env = {"OPENHCS_NB_EXECUTION_WORKERS": "four"}
+    lines = check_config(path, env=env)
+    assert lines == [
+        "OPENHCS_NB_EXECUTION_WORKERS: expected an integer, got 'four'",
+        lines[1],
+    ]
+    assert lines[1].startswith("'excecution': unknown section")
+    same = {"OPENHCS_NB_SERVER_EVENT_ADDRESS": "tcp://127.0.0.1:7710"}
+    assert check_config(write(tmp_path, ""), env=same) == [
+        "[server] event_address: must differ from [server] command_address"
+    ]
+    assert check_config(tmp_path / "absent.toml", env={})[0].endswith("not found")
+
+
+def test_when_file_sets_an_empty_optional_path_then_it_is_unset(tmp_path):
+    path = write(tmp_path, '[audit]\npath = ""\n[security]\nauthorized_keys = ""\n')
+    config = load_config(path, env={})
+    assert config.audit.path is None and config.security.authorized_keys is None
+    assert config.audit_path == config.results.root / "audit.jsonl"

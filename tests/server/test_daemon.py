@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 from raw_client import RawClient
@@ -9,6 +11,7 @@ from raw_client import RawClient
 from openhcs_nb import Pipeline, Step, default_pipeline, run_local
 from openhcs_nb.functions import builtin_catalogue, gaussian_blur
 from openhcs_nb.protocol import (
+    PROTOCOL_VERSION,
     Cancel,
     CancelReply,
     ErrorReply,
@@ -60,12 +63,15 @@ def submit(
 
 
 def wait_finished(client: RawClient, execution_id: str, timeout: float = 60.0):
-    client.subscribe(execution_id)
-    events, reply = client.fetch_all(execution_id)
-    if not any(isinstance(e, Finished) for e, _, _ in events):
-        client.events(timeout)
+    """Every stored event once the execution finished (polled with Fetch)."""
+    deadline = time.monotonic() + timeout
+    while True:
         events, reply = client.fetch_all(execution_id)
-    return events, reply
+        if any(isinstance(e, Finished) for e, _, _ in events):
+            return events, reply
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{execution_id} did not finish in {timeout} s")
+        time.sleep(0.2)
 
 
 def test_when_hello_then_server_reports_versions_catalogue_and_event_port(
@@ -73,7 +79,7 @@ def test_when_hello_then_server_reports_versions_catalogue_and_event_port(
 ):
     reply, _ = client.call(Hello(rid=1, client="test"))
     assert isinstance(reply, HelloReply)
-    assert reply.protocol_version == 1
+    assert reply.protocol_version == PROTOCOL_VERSION
     assert {f.name for f in reply.catalogue} == set(builtin_catalogue())
     assert str(reply.event_port) == demo_server.event_address.rsplit(":", 1)[1]
     assert reply.workers == 2
@@ -191,7 +197,7 @@ def test_when_compile_fails_then_error_names_step_and_key(client):
 
 def test_when_cancelled_then_pending_wells_stop_and_finished_says_cancelled(client):
     sub = submit(client, slow_pipeline(80))
-    client.subscribe(sub.execution_id)
+    client.subscribe(sub.execution_id, sub.stream_key)
     client.events(until=WellDone)
     reply, _ = client.call(Cancel(rid=client.rid(), execution_id=sub.execution_id))
     assert isinstance(reply, CancelReply)
@@ -250,7 +256,11 @@ def test_when_runs_are_submitted_then_the_audit_log_follows_them(client, demo_se
     wait_finished(client, sub.execution_id)
     client.call(Submit(rid=client.rid(), pipeline_code="import os", plate=SMALL))
     entries = read_audit(demo_server.results_root / "audit.jsonl")
-    mine = [e for e in entries if e.execution_id == sub.execution_id]
+    mine = [
+        e
+        for e in entries
+        if e.execution_id == sub.execution_id and e.action in ("submit", "finish")
+    ]
     assert [(e.action, e.outcome) for e in mine] == [
         ("submit", "accepted"),
         ("finish", "done"),
@@ -258,5 +268,7 @@ def test_when_runs_are_submitted_then_the_audit_log_follows_them(client, demo_se
     assert {e.pipeline_hash for e in mine} == {
         pipeline_hash(default_pipeline().to_code())
     }
+    fetches = [e for e in entries if e.execution_id == sub.execution_id]
+    assert all(e.user == "local" and e.peer for e in fetches if e.action == "fetch")
     refused = [e for e in entries if e.outcome == "refused"]
     assert refused and "bad_pipeline_code" in str(refused[-1].detail)

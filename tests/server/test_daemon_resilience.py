@@ -11,6 +11,7 @@ from test_daemon import SMALL, slow_pipeline, submit, wait_finished
 
 from openhcs_nb import default_pipeline
 from openhcs_nb.protocol import (
+    PROTOCOL_VERSION,
     ErrorReply,
     Finished,
     Hello,
@@ -32,7 +33,7 @@ def test_when_killed_mid_run_then_restart_keeps_finished_wells_and_completes(
     server = server_factory().start()
     client = RawClient(server.address, server.event_address)
     sub = submit(client, slow_pipeline(60))
-    client.subscribe(sub.execution_id)
+    client.subscribe(sub.execution_id, sub.stream_key)
     client.events(until=WellDone)
     server.kill()
     client.close()
@@ -56,7 +57,7 @@ def test_when_sigterm_mid_run_then_exit_is_clean_and_restart_resumes(server_fact
     server = server_factory().start()
     client = RawClient(server.address, server.event_address)
     sub = submit(client, slow_pipeline(60))
-    client.subscribe(sub.execution_id)
+    client.subscribe(sub.execution_id, sub.stream_key)
     client.events(until=WellDone)
     assert server.stop() == 0
     client.close()
@@ -101,14 +102,14 @@ def test_when_version_differs_then_refusal_names_both_versions(demo_server):
         reply, _ = client.recv()
         assert isinstance(reply, ErrorReply)
         assert reply.code == "version_mismatch"
-        assert "99" in reply.message and "1" in reply.message
+        assert "99" in reply.message and str(PROTOCOL_VERSION) in reply.message
         assert reply.rid == 5
     finally:
         client.close()
 
 
 def test_when_message_exceeds_the_size_limit_then_it_is_refused(server_factory):
-    server = server_factory(env={"OPENHCS_NB_SERVER_MAX_MESSAGE_BYTES": str(1 << 20)})
+    server = server_factory(limits={"max_command_bytes": 1 << 20})
     server.start()
     client = RawClient(server.address)
     try:
@@ -117,9 +118,11 @@ def test_when_message_exceeds_the_size_limit_then_it_is_refused(server_factory):
         reply, _ = client.recv()
         assert isinstance(reply, ErrorReply)
         assert reply.code == "too_large"
-        # A single frame over the limit is cut off by libzmq itself (MAXMSGSIZE):
-        # that connection gets no answer, and the server carries on.
-        client.send_frames([header, b"\0" * (2 << 20)])
+        assert reply.rid == 1
+        # A frame far over the limit (4x) is cut off by libzmq itself
+        # (MAXMSGSIZE) before its payload is read: that connection gets no
+        # answer, and the server carries on.
+        client.send_frames([header, b"\0" * (5 << 20)])
         with pytest.raises(TimeoutError):
             client.recv(timeout=2)
         client.close()
@@ -189,7 +192,7 @@ def test_when_huge_sizes_are_declared_then_bad_array_and_no_allocation(demo_serv
         header = msgspec.msgpack.encode(
             {
                 "type": "Hello",
-                "v": 1,
+                "v": PROTOCOL_VERSION,
                 "rid": 4,
                 "client": "x",
                 "arrays": [

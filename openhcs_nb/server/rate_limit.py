@@ -1,0 +1,36 @@
+"""A token bucket per user: a burst is served, a flood is refused cheaply.
+
+Each command costs one token; a user's bucket refills at ``rate`` tokens per
+second up to ``burst``. A refusal says when the next token arrives, so a client
+can back off instead of hammering. ``rate = 0`` turns the limit off.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+
+class RateLimiter:
+    """Per-user token buckets; used by the server's loop thread only."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    def take(self, user: str) -> float:
+        """Spend one token of ``user``: 0.0 when allowed, else seconds to wait."""
+        if self.rate <= 0:
+            return 0.0
+        now = self._clock()
+        tokens, last = self._buckets.get(user, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[user] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[user] = (tokens, now)
+        return (1.0 - tokens) / self.rate
