@@ -3,6 +3,10 @@
 openhcs-server serve --config server.toml
 openhcs-server serve --demo [--port N] [--workers N] [--results DIR]
 openhcs-server keys generate DIR [--name NAME]
+openhcs-server check-config server.toml
+
+Exit status 78 means a broken configuration or job store: an admin must act,
+and the systemd unit does not restart on it. SIGHUP re-reads authorized_keys.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     writeback.add_argument("execution_id")
     writeback.add_argument("--config", type=Path, help="server.toml")
+    check = sub.add_parser(
+        "check-config", help="validate a server.toml and list every problem"
+    )
+    check.add_argument("path", type=Path)
     keys = sub.add_parser("keys", help="CurveZMQ keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True)
     gen = keys_sub.add_parser("generate", help="write a key pair into DIR")
@@ -66,12 +74,46 @@ def main(argv: Sequence[str] | None = None, *, omero_gateway: Any = None) -> int
 
             cmd_keys_generate(args.directory, name=args.name)
             return 0
+        if args.command == "check-config":
+            return _check_config(args)
         if args.command == "writeback":
             return _writeback(args, omero_gateway)
         return _serve(args, omero_gateway)
     except OpenHCSError as exc:
-        print(f"openhcs-server: error: {exc}", file=sys.stderr)
-        return 2
+        print(f"openhcs-server: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_NO_RESTART if _needs_an_admin(exc) else 2
+
+
+#: Exit status for faults a restart cannot fix (a broken config or job store);
+#: the systemd unit lists it in ``RestartPreventExitStatus`` (EX_CONFIG).
+EXIT_NO_RESTART = 78
+
+
+def _needs_an_admin(exc: OpenHCSError) -> bool:
+    from openhcs_nb.server.config import ConfigError
+    from openhcs_nb.server.jobs import JobStoreError
+
+    return isinstance(exc, (ConfigError, JobStoreError))
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    """Print every refusal of a server.toml, one per line; 0 when it is good."""
+    from openhcs_nb.server.config import check_config
+
+    problems = check_config(args.path)
+    for line in problems:
+        print(line)
+    if problems:
+        print(
+            f"openhcs-server: {len(problems)} problems in {args.path}", file=sys.stderr
+        )
+        return EXIT_NO_RESTART
+    print(f"openhcs-server: {args.path} is a valid configuration")
+    return 0
 
 
 def _writeback(args: argparse.Namespace, omero_gateway: Any = None) -> int:

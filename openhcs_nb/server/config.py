@@ -144,6 +144,14 @@ class ServerConfig(_Section):
             raise ConfigError(
                 "[server] event_address", "must differ from [server] command_address"
             )
+        results = Path(self.results.root).expanduser().resolve()
+        for index, root in enumerate(self.plates.roots):
+            if results.is_relative_to(Path(root).expanduser().resolve()):
+                raise ConfigError(
+                    "[results] root",
+                    f"is inside [plates] roots[{index}] ({root}): users could "
+                    "read each other's results as plates",
+                )
         if self.curve_required:
             for key in ("server_secret_key", "authorized_keys"):
                 if getattr(self.security, key) is None:

@@ -75,6 +75,7 @@ __all__ = [
     "EventDraft",
     "ExecutionRecord",
     "JobStore",
+    "JobStoreError",
     "StoredEvent",
     "WellRecord",
     "pipeline_hash",
@@ -82,6 +83,15 @@ __all__ = [
 
 
 # --- the store ----------------------------------------------------------------------
+
+
+class JobStoreError(OpenHCSError):
+    """The job store file cannot be used (corrupt, or from a newer server).
+
+    The server must not start: restarting cannot fix it, an admin must.
+    """
+
+    code = "storage_error"
 
 
 class JobStore:
@@ -102,19 +112,26 @@ class JobStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
-        self._db, version = sql.connect(path, synchronous)
-        if version > sql.SCHEMA_VERSION:
-            self._db.close()
-            raise OpenHCSError(
-                f"{path}: job store schema {version} is newer than this server's "
-                f"({sql.SCHEMA_VERSION}); upgrade openhcs-nb"
-            )
-        if version == 0:
-            with self._write() as db:
-                sql.create_tables(db)
-        elif version < sql.SCHEMA_VERSION:
-            with self._write() as db:
-                sql.migrate(db, version)
+        try:
+            self._db, version = sql.connect(path, synchronous)
+            if version > sql.SCHEMA_VERSION:
+                self._db.close()
+                raise JobStoreError(
+                    f"{path}: job store schema {version} is newer than this "
+                    f"server's ({sql.SCHEMA_VERSION}); upgrade openhcs-nb"
+                )
+            if version == 0:
+                with self._write() as db:
+                    sql.create_tables(db)
+            elif version < sql.SCHEMA_VERSION:
+                with self._write() as db:
+                    sql.migrate(db, version)
+            self._db.execute("SELECT count(*) FROM executions").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JobStoreError(
+                f"{path} is not a readable job store ({exc}); restore it from a "
+                "backup, or move it away to start with an empty one"
+            ) from None
 
     def close(self) -> None:
         """Close the connection; the store cannot be used afterwards."""

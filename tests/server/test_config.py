@@ -310,7 +310,7 @@ def test_when_limits_are_not_set_then_defaults_apply():
     assert limits.max_command_bytes == 4 * 1024 * 1024
     assert limits.peer_send_budget_bytes == 256 * 1024 * 1024
     assert limits.event_hwm == 2000
-    assert (limits.compile_threads, limits.compile_queue) == (2, 16)
+    assert (limits.compile_threads, limits.compile_queue) == (2, 64)
     assert limits.compile_timeout_s == 20.0
 
 
@@ -403,3 +403,15 @@ def test_when_file_sets_an_empty_optional_path_then_it_is_unset(tmp_path):
     config = load_config(path, env={})
     assert config.audit.path is None and config.security.authorized_keys is None
     assert config.audit_path == config.results.root / "audit.jsonl"
+
+
+def test_when_results_root_is_inside_a_plate_root_then_refused(tmp_path):
+    plates = tmp_path / "plates"
+    path = write(
+        tmp_path,
+        f'[plates]\nroots = ["{plates}"]\n[results]\nroot = "{plates / "out"}"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.where == "[results] root"
+    assert "inside [plates] roots[0]" in info.value.reason

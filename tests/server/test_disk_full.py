@@ -19,7 +19,7 @@ from scheduler_doubles import FakeWorker, Harness, ok
 import openhcs_nb
 from openhcs_nb.execution.well import WellError, WellResult
 from openhcs_nb.results.store import ResultsStore
-from openhcs_nb.server.jobs import ExecutionState, WellState
+from openhcs_nb.server.jobs import ExecutionState, ExecutionTrigger, WellState
 
 SMALL = "small.ome.zarr"
 
@@ -117,6 +117,65 @@ def test_when_a_well_hits_a_full_disk_then_the_rest_of_the_run_is_not_tried(
         assert (finished.done, finished.failed, finished.total) == (0, 4, 4)
     finally:
         h.close()
+
+
+def test_when_one_outcome_cannot_be_stored_then_only_that_well_fails(
+    tmp_path, small_plate
+):
+    def odd_a02(task):
+        if task.well == "A02":  # a summary the wire cannot carry: a bug, not a disk
+            return "ok", WellResult(task.well, {"count": object()})
+        return ok(task)
+
+    h = Harness(tmp_path, small_plate, [FakeWorker(0, odd_a02)], max_concurrent=1)
+    try:
+        run = h.submit("alice", ["A01", "A02", "A03"])
+        finished = h.finished(run.id)
+        assert finished.state == "done"
+        assert (finished.done, finished.failed) == (2, 1)
+        wells = {w.well: w for w in h.store.wells(run.id)}
+        assert wells["A02"].state is WellState.FAILED
+        assert wells["A02"].error.startswith("TypeError: ")
+    finally:
+        h.close()
+
+
+def test_when_a_run_is_failed_in_the_store_then_its_unsettled_wells_fail_with_it(
+    tmp_path,
+):
+    from openhcs_nb.server._events import finished_draft
+    from openhcs_nb.server.jobs import InvalidTransition, JobStore
+
+    with JobStore(tmp_path / "jobs.sqlite3") as store:
+        run = store.create_execution("alice", "p", "", ["A01", "A02", "A03"], {})
+        store.set_execution_state(run.id, ExecutionTrigger.START)
+        store.record_well_started(run.id, "A01")
+        store.record_well_started(run.id, "A02")
+        store.record_well_done(run.id, "A01", b"", draft_of(run.id))
+        cause = "storage_error: the job store could not be written (disk full)"
+        stored = store.fail_execution(
+            run.id, cause, lambda record: finished_draft(record, "failed", cause)
+        )
+        record = store.get_execution(run.id)
+        assert record.state is ExecutionState.FAILED
+        assert (record.done, record.failed, record.error) == (1, 2, cause)
+        wells = {w.well: (w.state, w.error) for w in store.wells(run.id)}
+        assert wells == {
+            "A01": (WellState.DONE, None),
+            "A02": (WellState.FAILED, cause),
+            "A03": (WellState.FAILED, cause),
+        }
+        assert stored.kind == "finished" and stored.seq == record.last_seq
+        with pytest.raises(InvalidTransition):
+            store.fail_execution(run.id, "again")
+        assert store.get_execution(run.id).last_seq == record.last_seq
+
+
+def draft_of(execution_id: str):
+    from openhcs_nb.protocol import WellDone
+    from openhcs_nb.server._events import draft
+
+    return draft(WellDone, execution_id, well="A01", summary={}, objects=0, elapsed=0)
 
 
 # --- a real disk ----------------------------------------------------------------
