@@ -162,15 +162,37 @@ class RemoteBusy(RemoteError):
     code = "busy"
 
     @property
-    def retry_after(self) -> int | None:
+    def retry_after(self) -> float | None:
         """Seconds the server asks to wait, when it said."""
-        return self._detail_int("retry_after")
+        text = self._detail_str("retry_after")
+        try:
+            return float(text) if text is not None else None
+        except ValueError:
+            return None
 
 
 class RemoteInternalError(RemoteError):
-    """The server itself failed; ``remote_traceback`` says where."""
+    """The server itself failed; ``incident`` names the entry in its log."""
 
     code = "internal"
+
+    @property
+    def incident(self) -> str | None:
+        """The id under which the server logged what went wrong."""
+        value = self.details.get("incident")
+        return str(value) if value is not None else None
+
+
+class RemoteStorageError(RemoteError, OSError):
+    """The server could not write to its disk (full?); nothing was started."""
+
+    code = "storage_error"
+
+
+class RemoteWellTimeout(RemoteError, TimeoutError):
+    """A preview ran longer than the server allows."""
+
+    code = "well_timeout"
 
 
 class RemoteExecutionError(RemoteError, RuntimeError):
@@ -222,6 +244,8 @@ ERROR_CLASSES: dict[str, type[RemoteError]] = {
     "quota_exceeded": RemoteBusy,
     "rate_limited": RemoteBusy,
     "busy": RemoteBusy,
+    "storage_error": RemoteStorageError,
+    "well_timeout": RemoteWellTimeout,
     "internal": RemoteInternalError,
 }
 

@@ -145,7 +145,9 @@ class Server:
             self.workers,
             cfg.execution.max_concurrent_executions,
             self.publish,
-            SchedulerLimits.from_config(cfg.limits),
+            SchedulerLimits.from_config(
+                cfg.limits, timeout_grace_s=cfg.execution.cancel_grace_s
+            ),
         )
         self.handlers = Handlers(self, cfg)
         self._loop_thread = threading.current_thread()

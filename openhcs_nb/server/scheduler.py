@@ -362,6 +362,18 @@ class Scheduler:
             log.warning("execution %s: failure not stored yet: %s", active.id, exc)
             self._unwritten.add(active.id, active.user, cause)
 
+    def fail_never_started(self, execution_id: str, user: str, cause: str) -> None:
+        """Fail an execution that was stored but never queued (disk full at submit).
+
+        Written now if the store takes it, else retried like any unwritten failure,
+        so it never holds the user's quota.
+        """
+        try:
+            self._write_failure(execution_id, cause)
+        except Exception as exc:
+            log.warning("execution %s: failure not stored yet: %s", execution_id, exc)
+            self._unwritten.add(execution_id, user, cause)
+
     def _write_failure(self, execution_id: str, cause: str) -> bool:
         """Store and publish a run's failure; True once nothing is left to do."""
         try:

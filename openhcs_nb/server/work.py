@@ -198,15 +198,7 @@ class Work:
             ) from exc
 
     def _give_up(self, record: ExecutionRecord, cause: str) -> None:
-        try:
-            self.h.store.set_execution_state(
-                record.id,
-                ExecutionTrigger.FAIL,
-                error=cause,
-                event=finished_draft(record, "failed", cause),
-            )
-        except Exception:
-            log.exception("execution %s: could not even record its failure", record.id)
+        self.h.scheduler.fail_never_started(record.id, record.user, cause)
 
     def preview(self, msg: Preview, peer: Peer) -> None:
         """Compile a one-well preview and hand it to the scheduler."""
