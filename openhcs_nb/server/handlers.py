@@ -44,7 +44,7 @@ from openhcs_nb.protocol import ListPlates as ListPlatesCmd
 from openhcs_nb.protocol import PlateInfo as PlateInfoCmd
 from openhcs_nb.protocol import Status as StatusCmd
 from openhcs_nb.protocol.records import ExecutionInfo
-from openhcs_nb.results.store import ResultsStore
+from openhcs_nb.results.store import ResultsStore, pipeline_hash
 from openhcs_nb.server._audit_trail import AuditTrail
 from openhcs_nb.server._events import fetch_reply
 from openhcs_nb.server._loop_replies import rate_limited_reply
@@ -329,6 +329,9 @@ class Handlers:
             "refused",
             plate=getattr(msg, "plate", None),
             execution_id=getattr(msg, "execution_id", None),
+            pipeline_hash=pipeline_hash(msg.pipeline_code)
+            if isinstance(msg, Submit)
+            else None,
             detail=f"{getattr(exc, 'code', 'error')}: {str(exc)[:500]}",
         )
 

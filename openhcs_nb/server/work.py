@@ -122,14 +122,15 @@ class Work:
                 assert self.h.omero is not None
                 self.h.omero.hold(peer.omero_key, record.id)
         except Exception as exc:
-            self.h.audit.record(
-                peer,
-                "submit",
-                "refused",
-                plate=msg.plate[:_MAX_REF],
-                pipeline_hash=code_hash,
-                detail=f"{getattr(exc, 'code', type(exc).__name__)}: {str(exc)[:500]}",
-            )
+            if not isinstance(exc, OpenHCSError):  # typed: Handlers.audit_refusal
+                self.h.audit.record(
+                    peer,
+                    "submit",
+                    "refused",
+                    plate=msg.plate[:_MAX_REF],
+                    pipeline_hash=code_hash,
+                    detail=f"{type(exc).__name__}: {str(exc)[:500]}",
+                )
             raise
         out = self.h.results_root / record.id
         try:

@@ -83,8 +83,7 @@ def connect(
 
 
 def call_until_answered(client: RawClient, make, timeout: float = 30.0):
-    """Send ``make(rid)`` until its reply comes back (a connection that reused
-    a routing id may be refused until the server has let go of the old one)."""
+    """Send ``make(rid)`` until its reply comes back."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         msg = make(client.rid())
@@ -94,6 +93,31 @@ def call_until_answered(client: RawClient, make, timeout: float = 30.0):
             if reply.rid == msg.rid:
                 return reply
     raise TimeoutError("the server never answered")
+
+
+def connect_as(
+    server: ServerProcess,
+    users: Users,
+    name: str,
+    routing_id: bytes,
+    timeout: float = 30.0,
+) -> tuple[RawClient, HelloReply]:
+    """A connection with ``routing_id`` whose Hello was answered.
+
+    libzmq refuses a routing id while an earlier connection still holds it, so
+    each try is a new connection, until the server has let go of the old one.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        client = connect(server, users, name, routing_id=routing_id)
+        msg = Hello(rid=client.rid(), client=name)
+        client.send_frames(encode(msg))
+        if client.dealer.poll(2000):
+            reply, _ = client.recv()
+            assert isinstance(reply, HelloReply), reply
+            return client, reply
+        client.close()
+    raise TimeoutError(f"no connection with routing id {routing_id!r} was served")
 
 
 def submit(client: RawClient, plate: str = SMALL) -> Submitted:
@@ -146,18 +170,15 @@ def test_when_bob_reuses_the_routing_id_alice_left_then_he_gets_nothing_of_hers(
 ):
     server, users = shared
     routing_id = b"shared-routing-id-1"
-    alice = connect(server, users, "alice", routing_id=routing_id)
+    alice, hello = connect_as(server, users, "alice", routing_id)
     try:
-        hello = call_until_answered(alice, lambda rid: Hello(rid=rid, client="a"))
-        assert isinstance(hello, HelloReply) and hello.user == "alice"
+        assert hello.user == "alice"
         execution_id = submit(alice).execution_id
     finally:
         alice.close()
 
-    bob = connect(server, users, "bob", routing_id=routing_id)
+    bob, hello = connect_as(server, users, "bob", routing_id)
     try:
-        hello = call_until_answered(bob, lambda rid: Hello(rid=rid, client="b"))
-        assert isinstance(hello, HelloReply)
         assert hello.user == "bob"
         seen = probe_alice_execution(bob, execution_id)
     finally:
@@ -190,11 +211,10 @@ def test_when_bob_takes_the_routing_id_of_connected_alice_then_no_data_of_hers(
 ):
     server, users = shared
     routing_id = b"shared-routing-id-2"
-    alice = connect(server, users, "alice", routing_id=routing_id)
-    bob = connect(server, users, "bob", routing_id=routing_id)
+    alice, hello = connect_as(server, users, "alice", routing_id)
+    assert hello.user == "alice"
+    bob = connect(server, users, "bob", routing_id=routing_id)  # alice holds it
     try:
-        hello = call_until_answered(alice, lambda rid: Hello(rid=rid, client="a"))
-        assert hello.user == "alice"
         execution_id = submit(alice).execution_id
         wanted = {
             "hello": Hello(rid=bob.rid(), client="b"),

@@ -55,7 +55,9 @@ def hup(server: ServerProcess) -> None:
 def hello(client: RawClient, wait_ms: int = 1000) -> str | None:
     """The user a Hello is answered as, or None if no answer came in time."""
     msg = Hello(rid=client.rid(), client="revocation-test")
-    client.send_frames(encode(msg))
+    if not client.dealer.poll(wait_ms, zmq.POLLOUT):
+        return None  # no connection the server admitted
+    client.dealer.send_multipart(encode(msg), zmq.NOBLOCK)
     while client.dealer.poll(wait_ms):
         reply, _ = client.recv()
         if reply.rid == msg.rid:
