@@ -36,15 +36,13 @@ from openhcs_nb.protocol import (
     Limits,
     ProtocolError,
     decode_client,
-    encode,
     error_reply,
-    event_topic,
 )
-from openhcs_nb.server._loop_replies import busy_reply, internal_reply, log_incident
+from openhcs_nb.server._loop_replies import internal_reply, log_incident
+from openhcs_nb.server._outbound import Outbound
 from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.handlers import Handlers
 from openhcs_nb.server.jobs import ExecutionTrigger, JobStore, StoredEvent
-from openhcs_nb.server.outbox import TRACK_AT, Outbox
 from openhcs_nb.server.peers import PeerTable, peer_name, shut_down_connection
 from openhcs_nb.server.rate_limit import RateLimiter
 from openhcs_nb.server.scheduler import Scheduler, SchedulerLimits
@@ -53,10 +51,8 @@ from openhcs_nb.server.workers import Worker, start_workers
 
 log = logging.getLogger(__name__)
 _INPROC = "inproc://openhcs-loop-{}"
-_PUB, _REPLY = b"pub", b"reply"
 _BATCH = 64  # messages per socket per loop turn, so no socket starves another
 _MONITORED = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
-_EVENTS_KEY = b"\x00events"  # the outbox account of the event socket
 
 
 class Server:
@@ -76,20 +72,16 @@ class Server:
         self.command_limits = Limits(max_message_bytes=limits.max_command_bytes)
         self._stop = threading.Event()
         self._reload_keys = threading.Event()
-        self._tls = threading.local()
-        self._push_lock = threading.Lock()
-        self._pushes: list[zmq.Socket] = []
+        self.outbound = Outbound(self.limits, limits.peer_send_budget_bytes)
+        self.outbox = self.outbound.outbox
         self._ctx: zmq.Context | None = None
         self._auth: Any = None
         self.keys: Any = None
         self.workers: list[Worker] = []
         self.command_endpoint = ""
         self.event_endpoint = ""
-        self._loop_thread: threading.Thread | None = None
         self.peers = PeerTable()
-        self.outbox = Outbox(limits.peer_send_budget_bytes)
         self.rate = RateLimiter(limits.requests_per_second, limits.request_burst)
-        self._topics: dict[str, bytes] = {}
         self._event_fds: dict[int, tuple[str, int] | None] = {}
         self._command_fds: dict[int, tuple[str, int] | None] = {}
 
@@ -137,6 +129,7 @@ class Server:
         self._inproc = _INPROC.format(id(self))
         self.pull = ctx.socket(zmq.PULL)
         self.pull.bind(self._inproc)
+        self.outbound.bind(ctx, self._inproc, self.router, self.pub, self.store)
         self.workers = start_workers(
             cfg.execution.workers, [str(g) for g in cfg.execution.gpus]
         )
@@ -150,7 +143,7 @@ class Server:
             ),
         )
         self.handlers = Handlers(self, cfg)
-        self._loop_thread = threading.current_thread()
+        self.outbound.loop_thread = threading.current_thread()
         self.handlers.resume(self.store.recover_after_restart())
         self.scheduler.start()
         log.info(
@@ -199,7 +192,7 @@ class Server:
             signal.signal(signal.SIGTERM, self.request_stop)
             signal.signal(signal.SIGINT, self.request_stop)
             signal.signal(signal.SIGHUP, self.request_key_reload)
-        self._loop_thread = threading.current_thread()
+        self.outbound.loop_thread = threading.current_thread()
         poller = zmq.Poller()
         for sock in (
             self.router_monitor,
@@ -296,13 +289,7 @@ class Server:
                 frames = self.pull.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            kind = frames[0].bytes
-            if kind == _PUB:
-                self._send_event(frames[1].bytes.decode("ascii"), frames[2:])
-            elif kind == _REPLY:
-                rid_text = frames[2].bytes
-                rid = int(rid_text) if rid_text else None
-                self._send_frames(frames[1].bytes, frames[3:], rid)
+            self.outbound.handed_over(frames)
 
     def _drain_router(self) -> None:
         for _ in range(_BATCH):
@@ -389,93 +376,20 @@ class Server:
             except ProtocolError as exc:  # e.g. a reply over the size limit
                 self.send_reply(peer.routing_id, error_reply(exc, msg.rid))
 
-    # -- sending (loop thread) ------------------------------------------------------
+    # -- sending: see _outbound.py ---------------------------------------------------
 
     def send_reply(
         self, identity: bytes, reply: Any, buffers: list[Any] | None = None
     ) -> None:
         """Send a reply now; only the loop thread may call this."""
-        frames = encode(reply, buffers or [], limits=self.limits)
-        self._send_frames(identity, frames, rid=getattr(reply, "rid", None))
-
-    def _send_frames(
-        self, identity: bytes, frames: list[Any], rid: int | None = None
-    ) -> None:
-        size = sum(memoryview(f).nbytes for f in frames)
-        if size >= TRACK_AT and not self.outbox.fits(identity, size):
-            held = self.outbox.held(identity)
-            log.warning("peer %s: %d bytes unread, reply refused", identity.hex(), held)
-            frames = encode(busy_reply(rid, held, self.outbox.budget))
-            size = 0
-        tracker = self._send(self.router, [identity, *frames])
-        self.outbox.add(identity, tracker, size)
-
-    def _send_event(self, execution_id: str, frames: list[Any]) -> None:
-        size = sum(memoryview(f).nbytes for f in frames)
-        if size >= TRACK_AT and not self.outbox.fits(_EVENTS_KEY, size):
-            return  # stored already: subscribers see the gap and fetch it
-        topic = self._topics.get(execution_id)
-        if topic is None:
-            record = self.store.get_execution(execution_id)
-            if record is None:
-                return
-            topic = self._topics[execution_id] = event_topic(
-                execution_id, record.stream_key
-            )
-        tracker = self._send(self.pub, [topic, *frames])
-        self.outbox.add(_EVENTS_KEY, tracker, size)
-
-    @staticmethod
-    def _send(sock: zmq.Socket, frames: list[Any]) -> zmq.MessageTracker | None:
-        """Send without blocking; a peer that is gone or full loses the message."""
-        last = max(
-            (i for i, f in enumerate(frames) if memoryview(f).nbytes >= TRACK_AT),
-            default=-1,
-        )
-        tracker = None
-        try:
-            for index, frame in enumerate(frames):
-                flags = zmq.NOBLOCK | (zmq.SNDMORE if index < len(frames) - 1 else 0)
-                # A frame handed over from another thread is re-wrapped to track it.
-                data = frame.buffer if isinstance(frame, zmq.Frame) else frame
-                sent = sock.send(data, flags, copy=False, track=index == last)
-                if index == last:
-                    tracker = sent
-        except zmq.ZMQError as exc:  # EHOSTUNREACH (gone) or EAGAIN (HWM)
-            log.debug("message dropped: %s", exc)
-            return None
-        return tracker
-
-    # -- hand-over from other threads -------------------------------------------------
-
-    def _push(self) -> zmq.Socket:
-        sock = getattr(self._tls, "push", None)
-        if sock is None:
-            assert self._ctx is not None
-            sock = self._ctx.socket(zmq.PUSH)
-            sock.setsockopt(zmq.LINGER, 0)
-            sock.connect(self._inproc)
-            self._tls.push = sock
-            with self._push_lock:
-                self._pushes.append(sock)
-        return sock
+        self.outbound.send_reply(identity, reply, buffers)
 
     def publish(self, stored: StoredEvent) -> None:
         """Publish a stored event (any thread); it is durable already."""
-        from openhcs_nb.server._events import frames_of
-
-        frames = frames_of(stored)
-        if threading.current_thread() is self._loop_thread:
-            self._send_event(stored.execution_id, frames)
-            return
-        head = [_PUB, stored.execution_id.encode("ascii")]
-        self._push().send_multipart([*head, *frames], copy=False)
+        self.outbound.publish(stored)
 
     def reply_later(
         self, identity: bytes, reply: Any, buffers: list[Any] | None = None
     ) -> None:
         """Send a reply from another thread through the loop."""
-        frames = encode(reply, buffers or [], limits=self.limits)
-        rid = getattr(reply, "rid", None)
-        head = [_REPLY, identity, b"" if rid is None else str(rid).encode()]
-        self._push().send_multipart([*head, *frames], copy=False)
+        self.outbound.reply_later(identity, reply, buffers)

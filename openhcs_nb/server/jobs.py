@@ -31,8 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from openhcs_nb.errors import OpenHCSError, UnknownWellError
+from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.results.store import pipeline_hash
+from openhcs_nb.server import _job_moves as moves
 from openhcs_nb.server import _jobs_schema as sql
 from openhcs_nb.server.job_records import (
     CancelOutcome,
@@ -191,7 +192,7 @@ class JobStore:
         }
         with self._write() as db:
             sql.insert_execution(db, values, list(wells), _W.PENDING.name)
-            return _execution_record(
+            return moves.execution_record(
                 sql.select_executions(db, execution_id=values["id"])[0]
             )
 
@@ -210,7 +211,7 @@ class JobStore:
             When the execution is not in the store.
         """
         with self._write() as db:
-            return _append(db, execution_id, EventDraft(kind, payload, arrays))
+            return moves.append(db, execution_id, EventDraft(kind, payload, arrays))
 
     def set_execution_state(
         self,
@@ -233,8 +234,8 @@ class JobStore:
             When the execution is not in the store.
         """
         with self._write() as db:
-            _move_execution(db, execution_id, trigger, error)
-            return _append(db, execution_id, event) if event else None
+            moves.move_execution(db, execution_id, trigger, error)
+            return moves.append(db, execution_id, event) if event else None
 
     def record_well_started(
         self, execution_id: str, well: str, event: EventDraft | None = None
@@ -247,13 +248,13 @@ class JobStore:
             Nothing is written.
         """
         with self._write() as db:
-            _move_well(db, execution_id, well, WellTrigger.START)
+            moves.move_well(db, execution_id, well, WellTrigger.START)
             db.execute(
                 "UPDATE wells SET started_at = ?, attempt = attempt + 1 "
                 "WHERE execution_id = ? AND well = ?",
                 (time.time(), execution_id, well),
             )
-            return _append(db, execution_id, event) if event else None
+            return moves.append(db, execution_id, event) if event else None
 
     def record_well_done(
         self, execution_id: str, well: str, summary: bytes, event: EventDraft
@@ -266,8 +267,10 @@ class JobStore:
             Nothing is written.
         """
         with self._write() as db:
-            _move_well(db, execution_id, well, WellTrigger.SUCCEED, summary=summary)
-            return _append(db, execution_id, event)
+            moves.move_well(
+                db, execution_id, well, WellTrigger.SUCCEED, summary=summary
+            )
+            return moves.append(db, execution_id, event)
 
     def record_well_failed(
         self,
@@ -285,7 +288,7 @@ class JobStore:
             Nothing is written.
         """
         with self._write() as db:
-            _move_well(
+            moves.move_well(
                 db,
                 execution_id,
                 well,
@@ -293,7 +296,7 @@ class JobStore:
                 error=error,
                 traceback=traceback,
             )
-            return _append(db, execution_id, event)
+            return moves.append(db, execution_id, event)
 
     def record_well_cancelled(
         self, execution_id: str, well: str, event: EventDraft | None = None
@@ -306,8 +309,8 @@ class JobStore:
             Nothing is written.
         """
         with self._write() as db:
-            _move_well(db, execution_id, well, WellTrigger.CANCEL)
-            return _append(db, execution_id, event) if event else None
+            moves.move_well(db, execution_id, well, WellTrigger.CANCEL)
+            return moves.append(db, execution_id, event) if event else None
 
     def cancel(
         self, execution_id: str, event: EventDraft | None = None
@@ -326,12 +329,12 @@ class JobStore:
             When the execution is not in the store.
         """
         with self._write() as db:
-            _move_execution(db, execution_id, ExecutionTrigger.CANCEL, None)
+            moves.move_execution(db, execution_id, ExecutionTrigger.CANCEL, None)
             pending = sql.wells_in(db, execution_id, _W.PENDING.name)
             for well in pending:
-                _move_well(db, execution_id, well, WellTrigger.CANCEL)
+                moves.move_well(db, execution_id, well, WellTrigger.CANCEL)
             running = sql.wells_in(db, execution_id, _W.RUNNING.name)
-            stored = _append(db, execution_id, event) if event else None
+            stored = moves.append(db, execution_id, event) if event else None
         return CancelOutcome(tuple(running), len(pending), stored)
 
     def fail_execution(
@@ -358,16 +361,18 @@ class JobStore:
             so the caller may simply try again later.
         """
         with self._write() as db:
-            _move_execution(db, execution_id, ExecutionTrigger.FAIL, cause)
+            moves.move_execution(db, execution_id, ExecutionTrigger.FAIL, cause)
             for state in (_W.PENDING, _W.RUNNING):
                 for well in sql.wells_in(db, execution_id, state.name):
-                    _move_well(db, execution_id, well, WellTrigger.FAIL, error=cause)
+                    moves.move_well(
+                        db, execution_id, well, WellTrigger.FAIL, error=cause
+                    )
             if event is None:
                 return None
-            record = _execution_record(
+            record = moves.execution_record(
                 sql.select_executions(db, execution_id=execution_id)[0]
             )
-            return _append(db, execution_id, event(record))
+            return moves.append(db, execution_id, event(record))
 
     def recover_after_restart(self) -> list[str]:
         """Make a crashed or stopped server's work resumable; call once at start-up.
@@ -387,8 +392,8 @@ class JobStore:
                 (_E.RUNNING, ExecutionTrigger.INTERRUPT),
                 (_E.INTERRUPTED, ExecutionTrigger.RESUME),
             ):
-                for execution_id in _ids_in(db, state):
-                    _move_execution(db, execution_id, trigger, None)
+                for execution_id in moves.ids_in(db, state):
+                    moves.move_execution(db, execution_id, trigger, None)
             stuck = db.execute(
                 "SELECT w.execution_id, w.well, e.state FROM wells w "
                 "JOIN executions e ON e.id = w.execution_id WHERE w.state = ?",
@@ -396,10 +401,10 @@ class JobStore:
             ).fetchall()
             for execution_id, well, state in stuck:
                 if ExecutionState[state] in ACTIVE_STATES:
-                    _move_well(db, execution_id, well, WellTrigger.REQUEUE)
+                    moves.move_well(db, execution_id, well, WellTrigger.REQUEUE)
                 else:
-                    _move_well(db, execution_id, well, WellTrigger.CANCEL)
-            return _ids_in(db, _E.QUEUED)
+                    moves.move_well(db, execution_id, well, WellTrigger.CANCEL)
+            return moves.ids_in(db, _E.QUEUED)
 
     # -- reads -------------------------------------------------------------------
 
@@ -407,16 +412,16 @@ class JobStore:
         """Return the execution, or None when the id is unknown."""
         with self._lock:
             rows = sql.select_executions(self._db, execution_id=execution_id)
-        return _execution_record(rows[0]) if rows else None
+        return moves.execution_record(rows[0]) if rows else None
 
     def list_executions(
         self, user: str | None = None, *, include_finished: bool = True
     ) -> list[ExecutionRecord]:
         """Return executions oldest first: all, one user's, and/or only active ones."""
-        states = None if include_finished else _ACTIVE_NAMES
+        states = None if include_finished else moves.ACTIVE_NAMES
         with self._lock:
             rows = sql.select_executions(self._db, user=user, states=states)
-        return [_execution_record(row) for row in rows]
+        return [moves.execution_record(row) for row in rows]
 
     def wells(self, execution_id: str) -> list[WellRecord]:
         """Return every well of an execution, in the order submitted."""
@@ -447,7 +452,9 @@ class JobStore:
     def count_active(self, user: str) -> int:
         """Count the user's QUEUED, RUNNING and INTERRUPTED executions (quotas)."""
         with self._lock:
-            return len(sql.select_executions(self._db, user=user, states=_ACTIVE_NAMES))
+            return len(
+                sql.select_executions(self._db, user=user, states=moves.ACTIVE_NAMES)
+            )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -459,93 +466,3 @@ class JobStore:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
-
-
-_ACTIVE_NAMES = tuple(state.name for state in ACTIVE_STATES)
-
-# The execution counter that each settled well state adds to.
-_COUNTERS: dict[WellState, Literal["done", "failed", "cancelled"]] = {
-    _W.DONE: "done",
-    _W.FAILED: "failed",
-    _W.CANCELLED: "cancelled",
-}
-
-
-def _row(db: sqlite3.Connection, execution_id: str) -> tuple[Any, ...]:
-    row = sql.execution_row(db, execution_id)
-    if row is None:
-        raise UnknownExecutionError(f"no execution {execution_id!r}")
-    return row
-
-
-def _ids_in(db: sqlite3.Connection, state: ExecutionState) -> list[str]:
-    return [row[0] for row in sql.select_executions(db, states=(state.name,))]
-
-
-def _move_execution(
-    db: sqlite3.Connection,
-    execution_id: str,
-    trigger: ExecutionTrigger,
-    error: str | None,
-) -> None:
-    state, total, done, failed, cancelled, _ = _row(db, execution_id)
-    current = ExecutionState[state]
-    what = f"execution {execution_id}"
-    target = execution_transition(current, trigger, what)
-    unsettled = total - done - failed - cancelled
-    if trigger is ExecutionTrigger.FINISH and unsettled:
-        raise InvalidTransition(what, current, trigger, f"{unsettled} wells unsettled")
-    sql.write_execution_state(
-        db,
-        execution_id,
-        target.name,
-        started=trigger is ExecutionTrigger.START,
-        finished=target in TERMINAL_STATES,
-        error=error,
-    )
-
-
-def _move_well(
-    db: sqlite3.Connection,
-    execution_id: str,
-    well: str,
-    trigger: WellTrigger,
-    **settled_columns: Any,
-) -> None:
-    state = sql.well_state(db, execution_id, well)
-    if state is None:
-        _row(db, execution_id)  # raises UnknownExecutionError first if unknown
-        raise UnknownWellError(f"well {well!r} is not part of {execution_id}")
-    target = well_transition(
-        WellState[state], trigger, f"well {well} of {execution_id}"
-    )
-    if target in _COUNTERS:
-        sql.write_well(
-            db,
-            execution_id,
-            well,
-            state=target.name,
-            finished_at=time.time(),
-            **settled_columns,
-        )
-        sql.add_to_counter(db, execution_id, _COUNTERS[target])
-    elif target is _W.PENDING:  # requeued after a restart
-        sql.write_well(db, execution_id, well, state=target.name, started_at=None)
-    else:
-        sql.write_well(db, execution_id, well, state=target.name)
-
-
-def _append(
-    db: sqlite3.Connection, execution_id: str, draft: EventDraft
-) -> StoredEvent:
-    seq = int(_row(db, execution_id)[5]) + 1
-    payload = draft.payload(seq) if callable(draft.payload) else draft.payload
-    sql.insert_event(db, execution_id, seq, draft.kind, payload, draft.arrays)
-    return StoredEvent(execution_id, seq, draft.kind, bytes(payload), draft.arrays)
-
-
-def _execution_record(row: Sequence[Any]) -> ExecutionRecord:
-    values = list(row)
-    values[5] = json.loads(values[5])
-    values[6] = ExecutionState[values[6]]
-    return ExecutionRecord(*values)
