@@ -347,6 +347,9 @@ class Server:
 
     def _handle(self, peer: Any, frames: list[Any]) -> None:
         wait = self.rate.take(peer.user)
+        if wait and self.rate.flooding(peer.user):
+            self.handlers.audit.rate_limited(peer, "flood")
+            return  # past the burst of refusals: not even an answer
         try:
             msg, buffers = decode_client(frames, limits=self.command_limits)
         except ProtocolError as exc:

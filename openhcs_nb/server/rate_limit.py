@@ -3,6 +3,10 @@
 Each command costs one token; a user's bucket refills at ``rate`` tokens per
 second up to ``burst``. A refusal says when the next token arrives, so a client
 can back off instead of hammering. ``rate = 0`` turns the limit off.
+
+A client that keeps sending after ``burst`` refusals within one second is
+flooding: its further commands are dropped unanswered, which costs the server
+nothing but reading them (honest clients wait for ``retry_after`` instead).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ class RateLimiter:
         self.burst = max(1, burst)
         self._clock = clock
         self._buckets: dict[str, tuple[float, float]] = {}
+        self._refused: dict[str, tuple[float, int]] = {}  # second started, count
 
     def take(self, user: str) -> float:
         """Spend one token of ``user``: 0.0 when allowed, else seconds to wait."""
@@ -33,4 +38,13 @@ class RateLimiter:
             self._buckets[user] = (tokens - 1.0, now)
             return 0.0
         self._buckets[user] = (tokens, now)
+        since, count = self._refused.get(user, (now, 0))
+        if now - since >= 1.0:
+            since, count = now, 0
+        self._refused[user] = (since, count + 1)
         return (1.0 - tokens) / self.rate
+
+    def flooding(self, user: str) -> bool:
+        """Whether ``user`` was refused more than ``burst`` times this second."""
+        since, count = self._refused.get(user, (0.0, 0))
+        return self._clock() - since < 1.0 and count > self.burst
