@@ -54,7 +54,7 @@ from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
 from openhcs_nb.server.local import LocalServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared_attacker import Attack, Attacker
+from _shared_attacker import ATTACKER, MIB, PLATE, WORKERS, Attack, Attacker
 
 T = TypeVar("T")
 

@@ -182,17 +182,28 @@ def test_when_a_user_floods_commands_then_refusals_are_audited_in_summary(shared
         sent = [Hello(rid=client.rid(), client="flood") for _ in range(50)]
         for msg in sent:
             client.send_frames(encode(msg))
-        replies = [client.recv()[0] for _ in sent]
+        replies = []
+        while client.dealer.poll(2000):  # a flood is partly dropped unanswered
+            replies.append(client.recv()[0])
+        served = sum(isinstance(r, HelloReply) for r in replies)
+        limited = [r for r in replies if isinstance(r, ErrorReply)]
+        after = None
+        deadline = time.monotonic() + 15.0
+        while after is None and time.monotonic() < deadline:
+            time.sleep(0.5)  # an honest client backs off
+            reply, _ = client.call(Hello(rid=client.rid(), client="flood"))
+            after = reply if isinstance(reply, HelloReply) else None
     finally:
         client.close()
-    assert {r.rid for r in replies} == {m.rid for m in sent}
-    limited = [r for r in replies if isinstance(r, ErrorReply)]
+    assert served >= 5  # the burst
+    assert limited, replies
     assert all(r.code == "rate_limited" for r in limited), limited
-    assert sum(isinstance(r, HelloReply) for r in replies) >= 5  # the burst
-    assert len(limited) >= 30, len(limited)
+    assert after is not None, "the flooding user is never served again"
+    refused = len(sent) - served
+    assert refused >= 30, refused
     lines = lines_of(
         server, lambda e: e.user == "flood" and e.outcome == "rate_limited"
     )
-    assert 1 <= len(lines) <= 5, lines
+    assert 1 <= len(lines) <= 5, lines  # summarised: not one line per refusal
     for line in lines:
         assert_complete(line, "flood", "requests_per_second")
