@@ -48,6 +48,11 @@ class OmeroSession:
     #: what built ``gateway`` (None: omero-py's BlitzGateway); plate handles
     #: carry it so worker processes rejoin through the same implementation
     factory: GatewayFactory | None = field(default=None, repr=False)
+    #: write-backs change the gateway's group context (``SERVICE_OPTS``), which
+    #: is shared by the whole connection: one write-back at a time per session
+    write_lock: threading.Lock = field(
+        default_factory=threading.Lock, repr=False, compare=False
+    )
 
     @property
     def where(self) -> str:

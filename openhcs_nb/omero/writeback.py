@@ -114,7 +114,10 @@ def write_results(
     )
     tag = ann.marker(execution_id, phash)
     gateway = session.gateway
-    with translate_errors(f"writing results of {execution_id}", session.where):
+    with (
+        session.write_lock,
+        translate_errors(f"writing results of {execution_id}", session.where),
+    ):
         meta = load_plate_meta(session, plate_id, acquisition)
         if meta.group_id is not None:  # BlitzGateway's helpers write there too
             gateway.SERVICE_OPTS.setOmeroGroup(str(meta.group_id))
