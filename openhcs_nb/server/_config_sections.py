@@ -100,7 +100,7 @@ class LimitsSection(_Section):
     peer_send_budget_bytes: Annotated[
         int, _m("outbound bytes queued for one peer", ge=_MIB)
     ] = 256 * _MIB
-    event_hwm: Annotated[int, _m("PUB/XPUB high-water mark, messages", ge=1)] = 2000
+    event_hwm: Annotated[int, _m("PUB/XPUB high-water mark, messages", ge=1)] = 200
     compile_threads: Annotated[int, _m("threads loading and compiling code", ge=1)] = 2
     compile_queue: Annotated[int, _m("compile requests waiting", ge=1)] = 64
     compile_timeout_s: Annotated[float, _m("seconds one compile may take", gt=0)] = 20.0

@@ -153,7 +153,7 @@ class Work:
             pipeline_hash=code_hash,
         )
         self.h.server.publish(stored)
-        active = _active(record, plan, out, msg.options.preview_size)
+        active = _active(record, plan, out, _preview_size(msg.options.preview_size))
         active.plate = plate if omero else None
         self.h.scheduler.enqueue(active)
         log.info(
@@ -180,7 +180,7 @@ class Work:
         self, msg: Submit, peer: Peer, wells: list[str], omero: bool
     ) -> ExecutionRecord:
         options = {
-            "preview_size": msg.options.preview_size,
+            "preview_size": _preview_size(msg.options.preview_size),
             "priority": msg.options.priority,
             "label": msg.options.label,
         }
@@ -359,6 +359,15 @@ class Work:
         if self.h.omero is None or not is_omero_ref(active.plan.plate_ref):
             return None
         return self.h.omero.write_back(active.id, self.h.results_root)
+
+
+#: Previews travel in every WellDone event: their size bounds an event's bytes.
+_MAX_PREVIEW = 1024
+
+
+def _preview_size(asked: int) -> int:
+    """The preview size actually used: 0 (none) or 16 to ``_MAX_PREVIEW`` pixels."""
+    return 0 if asked <= 0 else max(16, min(asked, _MAX_PREVIEW))
 
 
 def _active(

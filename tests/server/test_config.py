@@ -309,7 +309,7 @@ def test_when_limits_are_not_set_then_defaults_apply():
     assert (limits.well_timeout_s, limits.preview_timeout_s) == (1800.0, 120.0)
     assert limits.max_command_bytes == 4 * 1024 * 1024
     assert limits.peer_send_budget_bytes == 256 * 1024 * 1024
-    assert limits.event_hwm == 2000
+    assert limits.event_hwm == 200
     assert (limits.compile_threads, limits.compile_queue) == (2, 64)
     assert limits.compile_timeout_s == 20.0
 
