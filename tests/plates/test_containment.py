@@ -6,7 +6,6 @@ plants a symlink or a metadata path that leads to ``outside/``.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import pickle
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from zarr_edits import edit_ome
 
 from openhcs_nb.errors import PlateError, UnknownPlateError
 from openhcs_nb.plates import Confinement, open_plate
@@ -152,16 +152,6 @@ def zarr_in(zarr_plate, folder: Path, name: str, version: str = "0.5", seed: int
     )
     shutil.move(path, folder / name)
     return folder / name, written
-
-
-def edit_ome(group: Path, change) -> None:
-    """Apply ``change`` to the OME attributes of a v2 or v3 group, in place."""
-    v3 = group / "zarr.json"
-    path = v3 if v3.is_file() else group / ".zattrs"
-    doc = json.loads(path.read_text())
-    attrs = doc["attributes"] if v3.is_file() else doc
-    change(attrs.get("ome", attrs))
-    path.write_text(json.dumps(doc))
 
 
 def level0(field: Path) -> Path:

@@ -8,7 +8,6 @@ found only by a worker), never those pixels, and the server keeps serving.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -16,21 +15,12 @@ import numpy as np
 import pytest
 import tifffile
 from server_process import ServerProcess
+from zarr_edits import edit_ome
 
 from openhcs_nb import connect, default_pipeline
 from openhcs_nb.client import RemoteError
 from openhcs_nb.errors import UnknownPlateError
 from openhcs_nb.server.plate_access import PlateAccess
-
-
-def edit_ome(group: Path, change) -> None:
-    """Apply ``change`` to the OME attributes of a v2 or v3 group, in place."""
-    v3 = group / "zarr.json"
-    path = v3 if v3.is_file() else group / ".zattrs"
-    doc = json.loads(path.read_text())
-    attrs = doc["attributes"] if v3.is_file() else doc
-    change(attrs.get("ome", attrs))
-    path.write_text(json.dumps(doc))
 
 
 def first_chunk(field: Path) -> Path:
