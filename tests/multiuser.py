@@ -74,3 +74,13 @@ def make_users(base: Path, names: list[str]) -> Users:
     )
     users.write_authorized(names)
     return users
+
+
+def start_curve_server(base: Path, plates_root: Path, names: list[str], **options):
+    """A started real server with CurveZMQ on for ``names``; kill() it afterwards."""
+    from server_process import ServerProcess
+
+    users = make_users(base / "users", names)
+    extra = users.security_toml + options.pop("extra", "")
+    server = ServerProcess(base / "server", plates_root, extra=extra, **options)
+    return server.start(), users

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from multiuser import Users, make_users
+from multiuser import Users, start_curve_server
 from raw_client import RawClient
 from server_process import ServerProcess
 from zmq.utils.monitor import recv_monitor_message
@@ -25,10 +25,7 @@ from openhcs_nb.protocol import Hello, HelloReply, encode
 def shared(tmp_path_factory: pytest.TempPathFactory, plates_root: Path):
     """One CurveZMQ server for alice and bob, shared by this module."""
     base = tmp_path_factory.mktemp("revocation")
-    users = make_users(base / "users", ["alice", "bob"])
-    server = ServerProcess(
-        base / "server", plates_root, extra=users.security_toml
-    ).start()
+    server, users = start_curve_server(base, plates_root, ["alice", "bob"])
     yield server, users
     server.kill()
 
