@@ -23,7 +23,7 @@ from openhcs_nb.errors import (
 )
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.local import run_local
-from openhcs_nb.pipeline.loader import load_pipeline
+from openhcs_nb.loading import load_pipeline
 from openhcs_nb.pipeline.model import Pipeline, Step
 from openhcs_nb.plates import open_plate
 from openhcs_nb.plates.demo import demo_plate

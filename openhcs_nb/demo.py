@@ -3,8 +3,10 @@
 By default this takes the full remote path: it starts an execution server on
 127.0.0.1, submits the pipeline through the client, prints each well as it
 streams in, and prints the final table. ``--local`` runs in-process instead.
-The demo plate has a known number of nuclei planted in every well, so the table
-shows found next to planted and a person can see at a glance whether it worked.
+The demo plate has per-object masks planted in every field (clumped nuclei,
+cells, a density gradient up to confluent, uneven light, blur, debris), so
+the table shows, per well, the nuclei and cells found next to those planted
+and the F1 of the segmentation at IoU 0.5.
 """
 
 from __future__ import annotations
@@ -15,24 +17,50 @@ from pathlib import Path
 
 import pandas as pd
 
-from openhcs_nb.plates.demo import demo_ground_truth, demo_plate
+from openhcs_nb.demo_scoring import score_wells
+from openhcs_nb.plates.demo import DEMO_SPEC, demo_ground_truth, demo_path, demo_plate
 
-TOLERANCE = 0.10
+#: What the default pipeline reaches on the demo plate, less a margin: below
+#: these the demo says FAILED (see docs/pipeline-model.md for the figures).
+MIN_NUCLEI_F1 = 0.55
+MIN_CELLS_F1 = 0.45
 
 
-def check_table(wells: pd.DataFrame, planted: dict[str, int]) -> pd.DataFrame:
-    """Add planted counts and whether each well is within the tolerance."""
-    table = wells.drop(columns=["error", "row", "column"]).copy()
-    table.insert(2, "planted", table["well"].map(planted))
-    error = (table["count"] - table["planted"]).abs() / table["planted"]
-    table["within_10%"] = error <= TOLERANCE
+def check_table(
+    wells: pd.DataFrame, planted: dict[str, int], scores: pd.DataFrame
+) -> pd.DataFrame:
+    """Counts found next to planted, and the F1 of nuclei and cells per well."""
+    table = wells[["well", "status", "count"]].copy()
+    if "cells_count" in wells:
+        table["cells"] = wells["cells_count"]
+    table.insert(3, "planted", table["well"].map(planted))
+    table = table.merge(scores, on="well", how="left")
+    if "fields_failing_qc" in wells:
+        table["qc_fail"] = wells["fields_failing_qc"]
     return table
+
+
+def verdict(table: pd.DataFrame, failed: int, wells: int) -> tuple[bool, str]:
+    """Whether the run is right, and the line that says so."""
+    nuclei = float(table["nuclei_f1"].mean())
+    cells = float(table["cells_f1"].mean())
+    line = (
+        f"mean F1 at IoU 0.5: nuclei {nuclei:.3f} (floor {MIN_NUCLEI_F1}), "
+        f"cells {cells:.3f} (floor {MIN_CELLS_F1})"
+    )
+    ok = (
+        not failed
+        and len(table) == wells
+        and nuclei >= MIN_NUCLEI_F1
+        and cells >= MIN_CELLS_F1
+    )
+    return ok, line
 
 
 def run_demo(
     workers: int | None = None, out: Path | None = None, *, local: bool = False
 ) -> int:
-    """Run the demo and print the table; returns 0 when every well is right."""
+    """Run the demo and print the table; returns 0 when the run is right."""
     start = time.perf_counter()
     plate = demo_plate()
     truth = demo_ground_truth()
@@ -44,13 +72,16 @@ def run_demo(
     else:
         wells, path, failed = _run_remote(workers, out, truth.counts())
     elapsed = time.perf_counter() - start
-    table = check_table(wells, truth.counts())
-    with pd.option_context("display.width", 160, "display.precision", 1):
+    done = [
+        w for w, s in zip(wells["well"], wells["status"], strict=True) if s == "done"
+    ]
+    scores = score_wells(path, demo_path(), done, DEMO_SPEC.fields)
+    table = check_table(wells, truth.counts(), scores)
+    with pd.option_context("display.width", 160, "display.precision", 3):
         print(table.to_string(index=False))
-    good = int(table["within_10%"].sum())
-    print(f"{good}/{len(table)} wells within ±10% of planted, {elapsed:.1f} s")
+    ok, line = verdict(table, failed, len(plate.wells))
+    print(f"{line}; {elapsed:.1f} s")
     print(f"results: {path}  (wells.parquet, objects.parquet, results.ome.zarr)")
-    ok = good == len(table) == len(plate.wells) and not failed
     print("OK" if ok else "FAILED")
     return 0 if ok else 1
 
@@ -82,12 +113,15 @@ def _run_remote(
             with tqdm(total=len(planted), unit="well", desc="wells") as bar:
                 for well in run:
                     found = well.summary.get("count", "failed")
+                    cells = well.summary.get("cells_count", "-")
                     tqdm.write(
                         f"  {well.well}  {well.status:<6} nuclei {found!s:>4}  "
-                        f"planted {planted.get(well.well, '?'):>4}"
+                        f"cells {cells!s:>4}  planted {planted.get(well.well, '?'):>4}"
                     )
                     bar.update(1)
             wells = run.result()
+            if run.phase is not None:
+                print(f"illumination fitted from {run.phase[2]} wells first")
         return wells, out / run.id, int((wells["status"] == "failed").sum())
 
 

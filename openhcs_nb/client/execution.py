@@ -87,6 +87,7 @@ class Execution:
         self._well_callbacks: list[WellCallback] = []
         self._done_callbacks: list[DoneCallback] = []
         self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+        self._phase: tuple[str, int, int] | None = None
 
     # --- what is known --------------------------------------------------------
 
@@ -106,6 +107,16 @@ class Execution:
         with self._cond:
             failed = sum(1 for e in self._events if not e.ok)
             return len(self._events) - failed, failed, self._total
+
+    @property
+    def phase(self) -> tuple[str, int, int] | None:
+        """The plate-level phase seen last, ``(name, wells done, total)``.
+
+        ``("illumination", 24, 24)`` once a flat-field fit has read every
+        well; None for a pipeline without a plate-level phase.
+        """
+        with self._cond:
+            return self._phase
 
     @property
     def wells(self) -> dict[str, WellEvent]:
@@ -316,6 +327,8 @@ class Execution:
                 self._state = "queued"
             elif isinstance(event, Started):
                 self._state, self._total = "running", event.total or self._total
+            elif isinstance(event, Progress) and event.phase:
+                self._phase = (event.phase, event.done, event.total)
             elif isinstance(event, Progress):
                 self._total = event.total or self._total
             elif isinstance(event, Finished):

@@ -13,8 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from openhcs_nb.errors import CompileError
-from openhcs_nb.execution.plan import CallPlan, ChainPlan, ExecutionPlan, StepPlan
-from openhcs_nb.pipeline.catalogue import Kind
+from openhcs_nb.execution.plan import (
+    CallPlan,
+    ChainPlan,
+    ExecutionPlan,
+    IlluminationPhase,
+    StepPlan,
+)
+from openhcs_nb.pipeline.catalogue import Function, Kind, Value
 from openhcs_nb.pipeline.model import Chain, DictKey, Pipeline, Step
 from openhcs_nb.plates.model import Plate, PlateLayout
 
@@ -53,6 +59,7 @@ def compile_pipeline(
             labels.append(plan.name)
         steps.append(plan)
     return ExecutionPlan(
+        plate_phase=_plate_phase(steps, layout),
         pipeline_name=pipeline.name,
         pipeline_code=code if code is not None else pipeline.to_code(),
         plate_ref=plate.ref,
@@ -84,7 +91,12 @@ def _compile_step(
             step=step.name,
         )
     output = outputs.pop()
-    measures = any(call.function.needs_labels for c in chains for call in c.calls)
+    measures = any(
+        call.function.needs_labels or call.function.side_outputs
+        for c in chains
+        for call in c.calls
+    )
+    reads_objects = any(call.function.needs_labels for c in chains for call in c.calls)
     if output == "labels":
         _check_single_channel(step, layout, chains)
     if measures and not set(step.variable_components) <= {"channel"}:
@@ -94,7 +106,7 @@ def _compile_step(
             step=step.name,
             key="variable_components",
         )
-    reads_labels = measures or any(c.input == "labels" for c in chains)
+    reads_labels = reads_objects or any(c.input == "labels" for c in chains)
     return StepPlan(
         index=index,
         name=step.name,
@@ -102,7 +114,7 @@ def _compile_step(
         group_by=step.group_by,
         chains=chains,
         output="measure" if measures and output == "image" else output,
-        labels_source=labels[-1] if reads_labels else None,
+        labels_source=_measured_set(chains, labels) if reads_labels else None,
     )
 
 
@@ -119,9 +131,20 @@ def _check_single_channel(
         return
     if "channel" in step.variable_components:
         return
+    if step.group_by == "channel":
+        keys = ", ".join(repr(c.key) for c in chains)
+        raise CompileError(
+            f"a labels step segments exactly one channel, but this one has a chain "
+            f"for each of {keys}; make one labels step per channel, e.g. "
+            "Step(name='nuclei', func={0: [...]}, group_by='channel') and "
+            "Step(name='cells', func={1: [...]}, group_by='channel')",
+            step=step.name,
+            key="func",
+        )
     raise CompileError(
-        "a step that makes labels must work on one channel: use a dict pattern "
-        "such as {0: [...]} with group_by='channel'",
+        "a labels step segments exactly one channel, and this plate has "
+        f"{len(layout.channels)}: pick it with a dict pattern, e.g. "
+        "func={0: [...]} with group_by='channel'",
         step=step.name,
         key="func",
     )
@@ -172,11 +195,104 @@ def _compile_chain(
                     step=step.name,
                     key=param.name,
                 )
-        full = fn.resolved_kwargs(given)
+        full = _resolve_labels_refs(step, fn, fn.resolved_kwargs(given), labels)
         use = device if fn.memory_type == "cupy" else "cpu"
         calls.append(CallPlan(fn, tuple(full.items()), use))
         kind = fn.output
     return ChainPlan(key, selects, tuple(calls), first.input, kind)
+
+
+def _plate_phase(
+    steps: list[StepPlan], layout: PlateLayout
+) -> IlluminationPhase | None:
+    """The plate-level phase the plan needs, if a step corrects illumination.
+
+    The flat field is fitted on the raw images, so the correcting function
+    must come first in the first step, applied to single channels.
+
+    Raises
+    ------
+    CompileError
+        The correcting function is anywhere else, or the step stacks channels.
+    """
+    found: IlluminationPhase | None = None
+    for step in steps:
+        for chain in step.chains:
+            for position, call in enumerate(chain.calls):
+                if getattr(call.function, "plate_phase", None) != "illumination":
+                    continue
+                if step.index != 0 or position != 0:
+                    raise CompileError(
+                        f"{call.name} fits its flat field on the raw images: make "
+                        "it the first function of the first step",
+                        step=step.name,
+                        key=_key_text(chain.key),
+                    )
+                if "channel" in step.variable_components:
+                    raise CompileError(
+                        f"{call.name} corrects one channel at a time: remove "
+                        "'channel' from variable_components",
+                        step=step.name,
+                        key="variable_components",
+                    )
+                kwargs = dict(call.kwargs)
+                channels = (
+                    (chain.selects,)
+                    if chain.selects is not None
+                    else tuple(range(len(layout.channels)))
+                )
+                if found is not None:
+                    channels = tuple(sorted({*found.channels, *channels}))
+                found = IlluminationPhase(
+                    channels=channels,
+                    channel_names=tuple(layout.channels[c] for c in channels),
+                    smoothing=float(kwargs.get("smoothing", 0.1)),  # type: ignore[arg-type]
+                    method=str(kwargs.get("method", "background")),
+                )
+    return found
+
+
+def _resolve_labels_refs(
+    step: Step, fn: Function, kwargs: dict[str, Value], labels: list[str]
+) -> dict[str, Value]:
+    """Give every labels-name parameter the name of an existing labels set.
+
+    ``""`` means the latest labels for a required reference (``objects``,
+    ``seeds``) and "none" for an optional one (``parent``, ``children``).
+    """
+    for param in fn.params:
+        if param.type != "labels":
+            continue
+        name = kwargs[param.name]
+        if name == "" and not getattr(param, "optional", False):
+            if not labels:
+                raise CompileError(
+                    f"{fn.name} needs labels for {param.name!r}, but no earlier "
+                    "step produces any",
+                    step=step.name,
+                    key=param.name,
+                )
+            name = labels[-1]
+        if name and name not in labels:
+            earlier = ", ".join(repr(n) for n in labels) or "none"
+            raise CompileError(
+                f"{param.name}={name!r} names no earlier labels step "
+                f"(earlier labels steps: {earlier})",
+                step=step.name,
+                key=param.name,
+            )
+        kwargs[param.name] = name
+    return kwargs
+
+
+def _measured_set(chains: tuple[ChainPlan, ...], labels: list[str]) -> str | None:
+    """The labels set a measurement step measures: its ``objects``, else the latest."""
+    for chain in chains:
+        for call in chain.calls:
+            named = dict(call.kwargs).get("objects")
+            if call.function.needs_labels and isinstance(named, str) and named:
+                return named
+    return labels[-1] if labels else None
 
 
 def _resolve_key(step: Step, key: DictKey, layout: PlateLayout) -> int:

@@ -9,16 +9,21 @@ threads make a plain ``fork`` unsafe.
 from __future__ import annotations
 
 import multiprocessing
-import os
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from openhcs_nb.errors import ExecutionError
+from openhcs_nb.execution import plate_phase
+from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.well import WellResult, run_well
+from openhcs_nb.execution.worker_limits import WorkerLimits, apply_limits, usable_cores
 from openhcs_nb.pipeline.model import Pipeline
 from openhcs_nb.plates import open_plate
 from openhcs_nb.plates.model import Plate
@@ -29,10 +34,7 @@ WellCallback = Callable[[WellResult], None]
 
 def default_workers() -> int:
     """One worker per CPU this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def pool_context() -> multiprocessing.context.BaseContext:
@@ -64,12 +66,15 @@ def run_local(
         The pipeline does not fit the plate; no well is run.
     UnknownPlateError, UnknownWellError
         The plate or a requested well does not exist.
+    ExecutionError
+        The worker processes could not start or died (the message says why).
     """
+    _refuse_in_bootstrapping_worker()
     source = open_plate(plate)
     plan = compile_pipeline(pipeline, source, wells)
     path = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="openhcs-"))
     store = ResultsStore(path)
-    store.create(plan)
+    store.create(store_layout(plan))
     if dask is not None and dask is not False:
         from openhcs_nb.execution.dask_executor import execute_plan_dask
 
@@ -97,16 +102,64 @@ def execute_plan(
             on_well(result)
 
     if n == 0:
+        _plate_phase(plan, out, map)
         for well in plan.wells:
             finish(run_well(plan, well, out, preview_size))
         return done
-    with ProcessPoolExecutor(max_workers=n, mp_context=pool_context()) as pool:
-        pending: set[Future[WellResult]] = {
-            pool.submit(run_well, plan, well, str(out), preview_size)
-            for well in plan.wells
-        }
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                finish(future.result())
+    pool = ProcessPoolExecutor(
+        max_workers=n,
+        mp_context=pool_context(),
+        initializer=apply_limits,
+        initargs=(WorkerLimits.share(n),),
+    )
+    try:
+        with pool:
+            _plate_phase(plan, out, pool.map)
+            pending: set[Future[WellResult]] = {
+                pool.submit(run_well, plan, well, str(out), preview_size)
+                for well in plan.wells
+            }
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    finish(future.result())
+    except BrokenProcessPool:
+        raise ExecutionError(broken_pool_message()) from None
     return done
+
+
+def _plate_phase(plan: ExecutionPlan, out: Path, mapper: Callable[..., Any]) -> None:
+    """Fit the plan's flat fields first, when it has a plate-level phase.
+
+    Wells whose contribution is already on disk are not read again.
+    """
+    if plan.plate_phase is None or plate_phase.is_fitted(out):
+        return
+    missing = plate_phase.missing_wells(plan, out)
+    count = len(missing)
+    list(mapper(plate_phase.contribute, [plan] * count, missing, [str(out)] * count))
+    plate_phase.fit(plan, out)
+
+
+def broken_pool_message() -> str:
+    """Why the worker pool broke, in one line a script's author can act on."""
+    main = sys.modules.get("__main__")
+    if getattr(main, "__file__", None) and not hasattr(sys, "ps1"):
+        return (
+            "the worker processes could not start: each one re-imports your "
+            f"script {Path(main.__file__).name!r}, so the code that calls "  # type: ignore[union-attr]
+            "run_local must sit under 'if __name__ == \"__main__\":'"
+        )
+    return "a worker process died (out of memory, or killed); see the system log"
+
+
+def _refuse_in_bootstrapping_worker() -> None:
+    """Stop quietly when a worker re-runs an unguarded script's top level.
+
+    A forkserver child imports the parent's script as ``__mp_main__``; without
+    the ``__main__`` guard that calls :func:`run_local` again, which would
+    print a long traceback per worker. The parent explains it instead.
+    """
+    # Only a multiprocessing child names the re-imported script __mp_main__.
+    if sys._getframe(2).f_globals.get("__name__") == "__mp_main__":
+        raise SystemExit(1)

@@ -74,6 +74,21 @@ class StepPlan:
 
 
 @dataclass(frozen=True)
+class IlluminationPhase:
+    """The plate-level flat-field fit that runs before any well.
+
+    ``channels`` are the channel indices the correcting step applies to;
+    ``smoothing`` is a Gaussian sigma as a fraction of the fit grid's shorter
+    side; ``method`` is "background" (block low percentile) or "mean".
+    """
+
+    channels: tuple[int, ...]
+    channel_names: tuple[str, ...]
+    smoothing: float
+    method: str
+
+
+@dataclass(frozen=True)
 class ExecutionPlan:
     """A pipeline compiled against one plate."""
 
@@ -85,6 +100,8 @@ class ExecutionPlan:
     wells: tuple[str, ...]
     # The plate roots a worker must reopen ``plate_ref`` under (None: local).
     confine: Confinement | None = None
+    # Set when the first step corrects illumination: fitted before the wells.
+    plate_phase: IlluminationPhase | None = None
 
     @property
     def labels_names(self) -> tuple[str, ...]:

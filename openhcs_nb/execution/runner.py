@@ -21,6 +21,7 @@ from scipy import ndimage as ndi
 from openhcs_nb.errors import ExecutionError
 from openhcs_nb.execution.plan import ChainPlan, ExecutionPlan, StepPlan
 from openhcs_nb.functions import select_impl
+from openhcs_nb.functions._common import named_labels
 from openhcs_nb.plates.model import Plate
 
 Key = tuple[int, int, int, int]  # site, t, channel, z
@@ -37,6 +38,13 @@ class WellState:
     images: dict[Key, np.ndarray]
     labels: dict[str, dict[LabelKey, np.ndarray]] = field(default_factory=dict)
     objects: list[dict[str, np.ndarray]] = field(default_factory=list)
+    # One row per field and channel from image-quality measurements.
+    fields: list[dict[str, np.ndarray]] = field(default_factory=list)
+    # The plate's fitted flat field per channel index, when the plan has one.
+    flat_fields: dict[int, np.ndarray] = field(default_factory=dict)
+    # The planes as loaded (references, not copies): a final plane that is not
+    # one of these objects was made by a step, so only it is stored as derived.
+    raw: dict[Key, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def load(cls, plate: Plate, well: str, site: int | None = None) -> WellState:
@@ -54,14 +62,14 @@ class WellState:
                 for c in range(len(lay.channels))
                 for z in range(lay.z)
             }
-            return cls(well, list(lay.channels), images)
+            return cls(well, list(lay.channels), images, raw=dict(images))
         data = plate.read_well(well)
         n_site, n_t, n_c, n_z = data.data.shape[:4]
         images = {
             key: data.data[key]  # type: ignore[index]
             for key in np.ndindex(n_site, n_t, n_c, n_z)
         }
-        return cls(data.well, list(data.channels), images)
+        return cls(data.well, list(data.channels), images, raw=dict(images))
 
 
 def run_steps(plan: ExecutionPlan, state: WellState, upto: int | None = None) -> None:
@@ -93,17 +101,26 @@ def _groups(keys: list[Key], variable: tuple[str, ...]) -> Iterator[list[Key]]:
 
 
 def _run_chain(
-    step: StepPlan, chain: ChainPlan, stack: np.ndarray, **extra: Any
+    step: StepPlan,
+    chain: ChainPlan,
+    stack: np.ndarray,
+    state: WellState,
+    fields: list[LabelKey],
+    **extra: Any,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     side: dict[str, Any] = {}
     value = stack
     for call in chain.calls:
         impl = select_impl(call.function, call.device)
-        kwargs = dict(call.kwargs)
+        kwargs = _with_labels(step, call.function, dict(call.kwargs), state, fields)
         if call.function.needs_labels:
             kwargs["labels"] = extra["labels"]
         if call.function.needs_context:
             kwargs["names"] = extra["names"]
+        if getattr(call.function, "plate_phase", None) == "illumination":
+            # None in a preview before the plate's fit: the function then
+            # estimates the field's own illumination.
+            kwargs["illumination"] = state.flat_fields.get(extra["channel"])
         out = impl(value, **kwargs)
         if isinstance(out, tuple):
             out, more = out
@@ -118,6 +135,41 @@ def _run_chain(
     return value, side
 
 
+def _with_labels(
+    step: StepPlan,
+    fn: Any,
+    kwargs: dict[str, Any],
+    state: WellState,
+    fields: list[LabelKey],
+) -> dict[str, Any]:
+    """Swap each labels-name parameter for that set's planes of ``fields``.
+
+    The function gets one labels plane per field in its stack, as a
+    ``(n, y, x)`` array, or None for an optional reference left empty.
+    """
+    for param in fn.params:
+        if param.type != "labels":
+            continue
+        name = kwargs[param.name]
+        if not name:
+            kwargs[param.name] = None
+            continue
+        planes = state.labels.get(name, {})
+        missing = [f for f in fields if f not in planes]
+        if missing:
+            raise ExecutionError(
+                f"step {step.name!r}: labels {name!r} have no plane for field "
+                f"{missing[0][0]} (t={missing[0][1]}, z={missing[0][2]})"
+            )
+        kwargs[param.name] = named_labels(np.stack([planes[f] for f in fields]), name)
+    return kwargs
+
+
+def _fields_of(members: list[Key]) -> list[LabelKey]:
+    """The distinct fields ``(site, t, z)`` of a group's planes, in order."""
+    return list(dict.fromkeys((k[0], k[1], k[3]) for k in members))
+
+
 def _run_on_images(step: StepPlan, state: WellState) -> None:
     by = _POS[step.group_by] if step.group_by else None
     new_images: dict[Key, np.ndarray] = {}
@@ -128,7 +180,8 @@ def _run_on_images(step: StepPlan, state: WellState) -> None:
             new_images.update((k, state.images[k]) for k in members)
             continue
         stack = np.stack([state.images[k] for k in members])
-        out, _ = _run_chain(step, chain, stack)
+        fields = _fields_of(members)
+        out, _ = _run_chain(step, chain, stack, state, fields, channel=members[0][2])
         targets = _targets(step, members, len(out))
         if chain.output == "image":
             new_images.update(zip(targets, out, strict=True))
@@ -160,34 +213,53 @@ def _run_on_labels(step: StepPlan, state: WellState) -> None:
     made: dict[LabelKey, np.ndarray] = {}
     for members in _groups(keys, variable):
         stack = np.stack([source[(k[0], k[1], k[3])] for k in members])
-        out, _ = _run_chain(step, step.chains[0], stack)
+        fields = _fields_of(members)
+        out, _ = _run_chain(step, step.chains[0], stack, state, fields)
         for key, plane in zip(_targets(step, members, len(out)), out, strict=True):
             made[(key[0], key[1], key[3])] = _as_labels(plane)
     state.labels[step.name] = made
 
 
 def _run_measure(step: StepPlan, state: WellState) -> None:
-    assert step.labels_source is not None
-    source = state.labels[step.labels_source]
+    source = state.labels[step.labels_source] if step.labels_source else None
     for members in _groups(list(state.images), ("channel",)):
         site, t, _, z = members[0]
-        labels = source.get((site, t, z))
-        if labels is None:
+        labels = source.get((site, t, z)) if source is not None else None
+        if source is not None and labels is None:
             continue
         stack = np.stack([state.images[k] for k in members])
         names = tuple(state.channels[k[2]] for k in members)
-        _, side = _run_chain(step, step.chains[0], stack, labels=labels, names=names)
+        _, side = _run_chain(
+            step,
+            step.chains[0],
+            stack,
+            state,
+            [(site, t, z)],
+            labels=labels,
+            names=names,
+        )
         table = side.get("objects")
-        if table is None:
-            continue
-        n = len(next(iter(table.values()))) if table else 0
-        table = {
-            "site": np.full(n, site, np.int32),
-            "t": np.full(n, t, np.int32),
-            "z": np.full(n, z, np.int32),
-            **table,
-        }
-        state.objects.append(table)
+        if table is not None:
+            state.objects.append(_placed(table, step.labels_source, site, t, z))
+        quality = side.get("fields")
+        if quality is not None:
+            state.fields.append(_placed(quality, None, site, t, z))
+
+
+def _placed(
+    table: dict[str, Any], object_set: str | None, site: int, t: int, z: int
+) -> dict[str, np.ndarray]:
+    """A side table with the field (and object set) it came from in front."""
+    n = len(next(iter(table.values()))) if table else 0
+    front: dict[str, np.ndarray] = {}
+    if object_set is not None:
+        front["object_set"] = np.full(n, object_set, dtype=object)
+    front |= {
+        "site": np.full(n, site, np.int32),
+        "t": np.full(n, t, np.int32),
+        "z": np.full(n, z, np.int32),
+    }
+    return front | {k: np.asarray(v) for k, v in table.items()}
 
 
 def _as_labels(plane: np.ndarray) -> np.ndarray:

@@ -18,6 +18,9 @@ import numpy as np
 
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.runner import WellState, run_steps
+from openhcs_nb.execution.worker_limits import memory_cap_bytes, memory_message
+from openhcs_nb.functions._aggregate import well_aggregates
+from openhcs_nb.functions._quality import flag_blurred_fields
 from openhcs_nb.plates._containment import Confinement
 from openhcs_nb.plates.model import Plate
 
@@ -77,18 +80,31 @@ def run_well(
             plate if plate is not None else open_cached(plan.plate_ref, plan.confine)
         )
         state = WellState.load(source, well)
+        if plan.plate_phase is not None and out is not None:
+            from openhcs_nb.execution.plate_phase import load_fit
+
+            state.flat_fields = load_fit(out)
         run_steps(plan, state)
         objects = concat_tables(state.objects)
+        if state.fields:
+            state.fields = [flag_blurred_fields(concat_tables(state.fields))]
         summary = summarise(objects, state)
         if out is not None:
+            from openhcs_nb.execution._store_io import well_outputs
             from openhcs_nb.results.store import ResultsStore
 
             paths = {
                 s: source.pixel_path(well, s)
                 for s in sorted({k[0] for k in state.images})
             }
-            ResultsStore(Path(out)).write_well(plan, state, objects, paths)
+            fields = concat_tables(state.fields)
+            outputs = well_outputs(state, objects, paths, field_table=fields)
+            ResultsStore(Path(out)).write_well(outputs)
         previews = make_previews(state, preview_size) if preview_size else {}
+    except MemoryError:
+        # Past the worker's RLIMIT_DATA: this well fails, the worker lives on.
+        error = WellError("well_memory", memory_message(well, memory_cap_bytes()), "")
+        return WellResult(well, error=error, seconds=time.perf_counter() - start)
     except Exception as exc:
         error = WellError(type(exc).__name__, str(exc), traceback.format_exc())
         return WellResult(well, error=error, seconds=time.perf_counter() - start)
@@ -98,32 +114,93 @@ def run_well(
 
 
 def concat_tables(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    """Join per-field object tables column by column."""
+    """Join per-field tables column by column.
+
+    Tables of different object sets carry different columns (cells have a
+    parent, nuclei do not): the result has every column, NaN where a table
+    lacks it.
+    """
     if not tables:
         return {}
-    columns = list(tables[0])
-    return {c: np.concatenate([t[c] for t in tables]) for c in columns}
+    columns = list(dict.fromkeys(c for t in tables for c in t))
+    out: dict[str, np.ndarray] = {}
+    for c in columns:
+        parts = []
+        for t in tables:
+            if c in t:
+                parts.append(np.asarray(t[c]))
+            else:
+                rows = len(next(iter(t.values()))) if t else 0
+                parts.append(np.full(rows, np.nan))
+        out[c] = np.concatenate(parts)
+    return out
+
+
+#: Columns that identify an object or a place; they are not averaged per well.
+_IDENTIFIERS = ("label", "site", "t", "z", "centroid_y", "centroid_x")
 
 
 def summarise(
     objects: dict[str, np.ndarray], state: WellState
 ) -> dict[str, float | int]:
-    """Per-well numbers: object count, mean area and mean intensity per channel.
+    """Per-well numbers: counts and the mean, median and std of every feature.
 
-    Wells without a measurement step count the objects of the last labels set.
+    The first measured object set (usually the nuclei) gives the plain
+    names (``count``, ``area_mean``, ``intensity_mean_DAPI_mean``...); the
+    others are prefixed with their set (``cells_count``). Wells without a
+    measurement step count the objects of the last labels set; fields that
+    fail image QC are counted in ``fields_failing_qc``.
     """
+    summary: dict[str, float | int] = {}
     if objects:
-        count = len(objects["label"])
-        summary: dict[str, float | int] = {"count": count}
-        for name, column in objects.items():
-            if name == "area" or name.startswith("intensity_mean_"):
-                key = "area_mean" if name == "area" else name
-                summary[key] = float(column.mean()) if count else float("nan")
-        return summary
-    if state.labels:
+        sets = objects.get("object_set")
+        names = list(dict.fromkeys(sets)) if sets is not None else [None]
+        for index, name in enumerate(names):
+            rows = slice(None) if name is None else np.asarray(sets) == name
+            table = {k: np.asarray(v)[rows] for k, v in objects.items()}
+            prefix = "" if index == 0 else f"{name}_"
+            summary |= {f"{prefix}{k}": v for k, v in _aggregates(table).items()}
+    elif state.labels:
         last = list(state.labels.values())[-1]
-        return {"count": sum(len(np.unique(p[p > 0])) for p in last.values())}
-    return {}
+        summary["count"] = sum(len(np.unique(p[p > 0])) for p in last.values())
+    if state.fields:
+        quality = concat_tables(state.fields)
+        failing = {
+            (s, t, z)
+            for s, t, z, ok in zip(
+                quality["site"],
+                quality["t"],
+                quality["z"],
+                quality["qc_pass"],
+                strict=True,
+            )
+            if not ok
+        }
+        summary["fields_failing_qc"] = len(failing)
+    return summary
+
+
+def _aggregates(table: dict[str, np.ndarray]) -> dict[str, float | int]:
+    """Count plus mean, median and std of each numeric feature of one set."""
+    features = [
+        k
+        for k, v in table.items()
+        if k not in _IDENTIFIERS
+        and not k.startswith("parent_")
+        and k != "nearest_neighbor_label"
+        and v.dtype.kind in "iufb"
+    ]
+    out = well_aggregates(table, features=features)
+    count = int(out.pop("count"))
+    renamed: dict[str, float | int] = {"count": count}
+    for key, value in out.items():
+        # The well's mean of object mean intensities keeps its short,
+        # long-standing name (intensity_mean_DAPI, not ..._DAPI_mean).
+        short = key
+        if key.startswith("intensity_mean_") and key.endswith("_mean"):
+            short = key[: -len("_mean")]
+        renamed[short] = value
+    return renamed
 
 
 def make_previews(

@@ -84,3 +84,42 @@ def check_order(low: float, high: float, function: str, names: tuple[str, str]) 
             f"{function}: {names[0]}={low} must be below {names[1]}={high}",
             field=names[0],
         )
+
+
+class NamedLabels(np.ndarray):
+    """Labels planes that remember which labels set they came from.
+
+    The runner hands a labels-name parameter its planes as this array, so a
+    function can name its columns after the set (``parent_nuclei``).
+    """
+
+    labels_name: str = ""
+
+
+def named_labels(planes: np.ndarray, name: str) -> NamedLabels:
+    """``planes`` (no copy) carrying ``name``."""
+    view = planes.view(NamedLabels)
+    view.labels_name = name
+    return view
+
+
+def labels_argument(value: object, param: str, function: str) -> np.ndarray | None:
+    """A labels-name parameter's planes, or None when it names no set.
+
+    In a pipeline the runner swaps the name for the set's planes; a direct
+    call passes the planes itself, and a bare name cannot be resolved there.
+
+    Raises
+    ------
+    PipelineError
+        A set name was given to a direct call.
+    """
+    if value is None or (isinstance(value, str) and not value):
+        return None
+    if isinstance(value, str):
+        raise PipelineError(
+            f"{function} called directly needs the labels planes for {param}, "
+            f"not the set name {value!r} (a pipeline resolves names itself)",
+            field=param,
+        )
+    return np.asarray(value)

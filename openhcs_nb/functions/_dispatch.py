@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from openhcs_nb.errors import OptionalDependencyError, PipelineError
-from openhcs_nb.pipeline.catalogue import Function
+from openhcs_nb.spec import Function
 
 
 def _device_index(device: str) -> int | None:

@@ -8,7 +8,10 @@ float32 before touching an array, so nothing is silently promoted.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
+from msgspec import Meta
 from scipy import ndimage as ndi
 
 from openhcs_nb.functions import _background as bg
@@ -19,7 +22,7 @@ from openhcs_nb.functions._banded import (
     upsample_band,
 )
 from openhcs_nb.functions._common import as_stack, check_order
-from openhcs_nb.pipeline.catalogue import Function, Param
+from openhcs_nb.spec import Function
 
 # Integer images narrower than this get exact percentiles from a histogram.
 _HISTOGRAM_DTYPES = (
@@ -74,8 +77,14 @@ def rescale_plane(
     return np.clip(out, np.float32(0.0), np.float32(1.0), out=out)
 
 
+Percentile = Annotated[float, Meta(ge=0, le=100)]
+
+
 def _percentile_normalize(
-    stack: np.ndarray, *, low: float = 1.0, high: float = 99.8
+    stack: np.ndarray,
+    *,
+    low: Annotated[Percentile, Meta(description="percentile mapped to 0")] = 1.0,
+    high: Annotated[Percentile, Meta(description="percentile mapped to 1")] = 99.8,
 ) -> np.ndarray:
     """Stretch each plane so its ``low``/``high`` percentiles map to 0 and 1."""
     stack = as_stack(stack, "percentile_normalize")
@@ -87,13 +96,32 @@ def _percentile_normalize(
     return out
 
 
-def _gaussian_blur(stack: np.ndarray, *, sigma: float = 2.0) -> np.ndarray:
+def _gaussian_blur(
+    stack: np.ndarray,
+    *,
+    sigma: Annotated[
+        float, Meta(ge=0, le=20, description="standard deviation in pixels")
+    ] = 2.0,
+) -> np.ndarray:
     """Gaussian smoothing within each plane (never across the stack axis)."""
     return gaussian_stack(as_stack(stack, "gaussian_blur"), float(sigma))
 
 
 def _subtract_background(
-    stack: np.ndarray, *, radius: int = 50, method: str = "rolling_ball"
+    stack: np.ndarray,
+    *,
+    radius: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=200,
+            description="radius of the ball or disc, larger than the objects (pixels)",
+        ),
+    ] = 50,
+    method: Annotated[
+        Literal["rolling_ball", "tophat"],
+        Meta(description="ball-shaped (ImageJ-like) or flat-disc (top-hat) opening"),
+    ] = "rolling_ball",
 ) -> np.ndarray:
     """Subtract a smooth background estimated by a grey opening; clip at zero."""
     stack = as_stack(stack, "subtract_background")
@@ -124,10 +152,6 @@ percentile_normalize = Function(
     category="intensity",
     input="image",
     output="image",
-    params=(
-        Param("low", "float", 1.0, "percentile mapped to 0", min=0.0, max=100.0),
-        Param("high", "float", 99.8, "percentile mapped to 1", min=0.0, max=100.0),
-    ),
 )
 
 gaussian_blur = Function(
@@ -138,11 +162,6 @@ gaussian_blur = Function(
     category="intensity",
     input="image",
     output="image",
-    params=(
-        Param(
-            "sigma", "float", 2.0, "standard deviation in pixels", min=0.0, max=100.0
-        ),
-    ),
     memory_type="cupy",
     gpu_impl="openhcs_nb.functions._gpu:gaussian_blur",
 )
@@ -158,23 +177,6 @@ subtract_background = Function(
     category="intensity",
     input="image",
     output="image",
-    params=(
-        Param(
-            "radius",
-            "int",
-            50,
-            "radius of the ball or disc, larger than the objects (pixels)",
-            min=1,
-            max=10_000,
-        ),
-        Param(
-            "method",
-            "choice",
-            "rolling_ball",
-            "ball-shaped (ImageJ-like) or flat-disc (top-hat) opening",
-            choices=("rolling_ball", "tophat"),
-        ),
-    ),
     memory_type="cupy",
     gpu_impl="openhcs_nb.functions._gpu:subtract_background",
 )

@@ -6,11 +6,19 @@ which is several times faster than ``regionprops`` and returns plain columns.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
+from msgspec import Meta
 
 from openhcs_nb.errors import PipelineError
-from openhcs_nb.functions._common import as_labels_plane, as_stack
-from openhcs_nb.pipeline.catalogue import Function
+from openhcs_nb.functions._common import as_labels_plane, as_stack, labels_argument
+from openhcs_nb.functions._measure_table import (
+    FeatureGroups,
+    feature_table,
+    relationships,
+)
+from openhcs_nb.spec import Function, LabelsName, OptionalLabelsName
 
 Table = dict[str, np.ndarray]
 
@@ -61,23 +69,91 @@ def object_table(
     return table
 
 
+def _plane(value: object, param: str, shape: tuple[int, ...]) -> np.ndarray | None:
+    """A labels reference the runner resolved to ``(1, y, x)``, as one plane."""
+    planes = labels_argument(value, param, "measure_objects")
+    return None if planes is None else as_labels_plane(planes, shape, "measure_objects")
+
+
 def _measure_objects(
-    stack: np.ndarray, *, labels: object = None, names: tuple[str, ...] = ()
+    stack: np.ndarray,
+    *,
+    objects: Annotated[
+        LabelsName, Meta(description="the labels set to measure; empty: the latest")
+    ] = "",
+    shape: Annotated[bool, Meta(description="size and shape features")] = True,
+    intensity: Annotated[
+        bool, Meta(description="mean, median, std, min, max, edge, integrated")
+    ] = True,
+    texture: Annotated[bool, Meta(description="Haralick texture features")] = False,
+    texture_scale: Annotated[
+        int, Meta(ge=1, le=32, description="Haralick pixel offset (pixels)")
+    ] = 3,
+    granularity: Annotated[bool, Meta(description="granularity spectrum")] = False,
+    radial: Annotated[
+        bool, Meta(description="intensity fraction in rings, centre to edge")
+    ] = False,
+    colocalisation: Annotated[
+        bool, Meta(description="Pearson and Manders between every channel pair")
+    ] = False,
+    neighbour_distance: Annotated[
+        float,
+        Meta(ge=0, le=200, description="count neighbours this close (px); 0: off"),
+    ] = 0.0,
+    parent: Annotated[
+        OptionalLabelsName,
+        Meta(description="a labels set whose overlapping object is the parent"),
+    ] = "",
+    children: Annotated[
+        OptionalLabelsName,
+        Meta(description="a labels set whose objects are counted as children"),
+    ] = "",
+    labels: object = None,
+    names: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, dict[str, Table]]:
     """Measure each labelled object in every plane; the stack passes through."""
     stack = as_stack(stack, "measure_objects")
-    plane_labels = as_labels_plane(labels, stack.shape[1:], "measure_objects")
+    field_shape = stack.shape[1:]
+    plane_labels = as_labels_plane(labels, field_shape, "measure_objects")
     columns = _column_names(tuple(names), stack.shape[0])
-    return stack, {"objects": object_table(stack, plane_labels, columns)}
+    groups = FeatureGroups(
+        shape=shape,
+        intensity=intensity,
+        texture=texture,
+        texture_scale=texture_scale,
+        granularity=granularity,
+        radial=radial,
+        colocalisation=colocalisation,
+        neighbour_distance=neighbour_distance,
+    )
+    table = feature_table(stack, plane_labels, columns, groups)
+    parents = _plane(parent, "parent", field_shape)
+    kids = _plane(children, "children", field_shape)
+    table |= relationships(
+        plane_labels,
+        None if parents is None else (_ref_name(parent, "parent"), parents),
+        None if kids is None else (_ref_name(children, "children"), kids),
+    )
+    return stack, {"objects": table}
+
+
+def _ref_name(value: object, fallback: str) -> str:
+    """The set name for a relationship column.
+
+    The runner swaps names for planes, so the name travels on the array.
+    """
+    return str(getattr(value, "labels_name", fallback))
 
 
 measure_objects = Function(
     name="measure_objects",
-    version="1",
+    version="2",
     impl=_measure_objects,
     help=(
-        "Measure each object (area, centroid, mean intensity in every plane) "
-        "into an 'objects' table; the image passes through."
+        "Measure each object of a labels set (size and shape, intensity per "
+        "channel, optionally texture, granularity, radial distribution, "
+        "colocalisation, neighbours, parent and children) into an 'objects' "
+        "table; the image passes through."
     ),
     category="measure",
     input="image",

@@ -6,16 +6,26 @@ objects.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
+from msgspec import Meta
 from scipy import ndimage as ndi
 
 from openhcs_nb.errors import PipelineError
 from openhcs_nb.functions._common import as_stack
-from openhcs_nb.pipeline.catalogue import Function, Param
+from openhcs_nb.spec import Function
 
 
 def _remove_small_objects(
-    stack: np.ndarray, *, min_size: int = 30, max_size: int = 100_000
+    stack: np.ndarray,
+    *,
+    min_size: Annotated[
+        int, Meta(ge=0, le=5_000, description="smallest area kept (pixels)")
+    ] = 30,
+    max_size: Annotated[
+        int, Meta(ge=1, le=1_000_000, description="largest area kept (pixels)")
+    ] = 100_000,
 ) -> np.ndarray:
     """Drop objects whose area is outside [min_size, max_size]; relabel 1..n.
 
@@ -57,7 +67,13 @@ def expand_plane(labels: np.ndarray, distance: int, out: np.ndarray) -> np.ndarr
     return out
 
 
-def _expand_labels(stack: np.ndarray, *, distance: int = 10) -> np.ndarray:
+def _expand_labels(
+    stack: np.ndarray,
+    *,
+    distance: Annotated[
+        int, Meta(ge=0, le=200, description="how far to grow (pixels)")
+    ] = 10,
+) -> np.ndarray:
     """Grow every object by ``distance`` pixels without overlapping others."""
     stack = as_stack(stack, "expand_labels")
     out = np.empty(stack.shape, dtype=np.int32)
@@ -74,10 +90,6 @@ remove_small_objects = Function(
     category="objects",
     input="labels",
     output="labels",
-    params=(
-        Param("min_size", "int", 30, "smallest area kept (pixels)", min=0),
-        Param("max_size", "int", 100_000, "largest area kept (pixels)", min=1),
-    ),
 )
 
 expand_labels = Function(
@@ -88,9 +100,6 @@ expand_labels = Function(
     category="objects",
     input="labels",
     output="labels",
-    params=(
-        Param("distance", "int", 10, "how far to grow (pixels)", min=0, max=10_000),
-    ),
     memory_type="cupy",
     gpu_impl="openhcs_nb.functions._gpu:expand_labels",
 )

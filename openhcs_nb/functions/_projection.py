@@ -6,14 +6,28 @@ Used with ``variable_components=["z"]`` (a z-stack becomes one plane) or
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
+from msgspec import Meta
 
 from openhcs_nb.functions._common import as_stack, check_order
-from openhcs_nb.functions._intensity import plane_percentiles, rescale_plane
-from openhcs_nb.pipeline.catalogue import Function, Param
+from openhcs_nb.functions._intensity import (
+    Percentile,
+    plane_percentiles,
+    rescale_plane,
+)
+from openhcs_nb.spec import Function
 
 
-def _project_z(stack: np.ndarray, *, method: str = "max") -> np.ndarray:
+def _project_z(
+    stack: np.ndarray,
+    *,
+    method: Annotated[
+        Literal["max", "mean"],
+        Meta(description="maximum keeps the dtype; mean gives float32"),
+    ] = "max",
+) -> np.ndarray:
     """Maximum (dtype kept) or mean (float32) over the stack axis."""
     stack = as_stack(stack, "project_z")
     if method == "max":
@@ -22,7 +36,13 @@ def _project_z(stack: np.ndarray, *, method: str = "max") -> np.ndarray:
 
 
 def _composite_channels(
-    stack: np.ndarray, *, method: str = "mean", low: float = 0.0, high: float = 100.0
+    stack: np.ndarray,
+    *,
+    method: Annotated[
+        Literal["mean", "max"], Meta(description="how the scaled planes are combined")
+    ] = "mean",
+    low: Annotated[Percentile, Meta(description="percentile mapped to 0")] = 0.0,
+    high: Annotated[Percentile, Meta(description="percentile mapped to 1")] = 100.0,
 ) -> np.ndarray:
     """Normalise each plane to [0, 1], then combine them into one float32 plane.
 
@@ -56,15 +76,6 @@ project_z = Function(
     category="projection",
     input="image",
     output="image",
-    params=(
-        Param(
-            "method",
-            "choice",
-            "max",
-            "maximum keeps the dtype; mean gives float32",
-            choices=("max", "mean"),
-        ),
-    ),
 )
 
 composite_channels = Function(
@@ -75,15 +86,4 @@ composite_channels = Function(
     category="projection",
     input="image",
     output="image",
-    params=(
-        Param(
-            "method",
-            "choice",
-            "mean",
-            "how the scaled planes are combined",
-            choices=("mean", "max"),
-        ),
-        Param("low", "float", 0.0, "percentile mapped to 0", min=0.0, max=100.0),
-        Param("high", "float", 100.0, "percentile mapped to 1", min=0.0, max=100.0),
-    ),
 )

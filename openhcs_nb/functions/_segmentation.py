@@ -6,12 +6,15 @@ own, with labels 1..count.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 import numpy as np
+from msgspec import Meta
 from scipy import ndimage as ndi
 
 from openhcs_nb.functions._common import FULL_2D, as_stack
 from openhcs_nb.functions._watershed import split_plane
-from openhcs_nb.pipeline.catalogue import Function, Param
+from openhcs_nb.spec import Function
 
 _CROSS_2D = ndi.generate_binary_structure(2, 1)
 
@@ -45,7 +48,14 @@ def _fill_holes(stack: np.ndarray) -> np.ndarray:
     return out
 
 
-def _label_objects(stack: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
+def _label_objects(
+    stack: np.ndarray,
+    *,
+    connectivity: Annotated[
+        Literal[1, 2],
+        Meta(description="1: pixels touch by edges; 2: by edges or corners"),
+    ] = 1,
+) -> np.ndarray:
     """Connected components of each plane's mask, as int32 labels."""
     stack = as_stack(stack, "label_objects")
     structure = _CROSS_2D if connectivity == 1 else FULL_2D
@@ -55,7 +65,16 @@ def _label_objects(stack: np.ndarray, *, connectivity: int = 1) -> np.ndarray:
     return out
 
 
-def _watershed_split(stack: np.ndarray, *, min_distance: int = 5) -> np.ndarray:
+def _watershed_split(
+    stack: np.ndarray,
+    *,
+    min_distance: Annotated[
+        int,
+        Meta(
+            ge=1, le=100, description="minimum distance between object centres (pixels)"
+        ),
+    ] = 5,
+) -> np.ndarray:
     """Label each plane's mask, splitting touching round objects."""
     stack = as_stack(stack, "watershed_split")
     out = np.empty(stack.shape, dtype=np.int32)
@@ -84,15 +103,6 @@ label_objects = Function(
     category="segmentation",
     input="mask",
     output="labels",
-    params=(
-        Param(
-            "connectivity",
-            "choice",
-            1,
-            "1: pixels touch by edges; 2: by edges or corners",
-            choices=(1, 2),
-        ),
-    ),
     memory_type="cupy",
     gpu_impl="openhcs_nb.functions._gpu:label_objects",
 )
@@ -108,14 +118,4 @@ watershed_split = Function(
     category="segmentation",
     input="mask",
     output="labels",
-    params=(
-        Param(
-            "min_distance",
-            "int",
-            5,
-            "minimum distance between object centres (pixels)",
-            min=1,
-            max=1000,
-        ),
-    ),
 )

@@ -9,11 +9,13 @@ centre; foreground is ``plane > threshold``.
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Annotated
 
-from openhcs_nb.errors import PipelineError
+import numpy as np
+from msgspec import Meta
+
 from openhcs_nb.functions._common import as_stack
-from openhcs_nb.pipeline.catalogue import Function, Param
+from openhcs_nb.spec import Function
 
 _OTSU_BINS = 256
 _LI_BINS = 4096
@@ -104,11 +106,27 @@ def _threshold_li(stack: np.ndarray) -> np.ndarray:
     return _apply(stack, [li_value(plane) for plane in stack])
 
 
-def _threshold_manual(stack: np.ndarray, *, value: float | None = None) -> np.ndarray:
-    """Foreground mask ``plane > value`` with one fixed value for every plane."""
+def _threshold_manual(
+    stack: np.ndarray,
+    *,
+    value: Annotated[
+        float,
+        Meta(
+            ge=0,
+            le=65_535,
+            description=(
+                "intensity threshold in the image's units "
+                "(0-1 after normalisation, up to 65535 for 16-bit)"
+            ),
+        ),
+    ],
+) -> np.ndarray:
+    """Foreground mask ``plane > value`` with one fixed value for every plane.
+
+    ``value`` has no default: a fixed threshold only means something for
+    one acquisition, so the user must choose it.
+    """
     stack = as_stack(stack, "threshold_manual")
-    if value is None:
-        raise PipelineError("threshold_manual needs a value", field="value")
     return _apply(stack, [float(value)] * stack.shape[0])
 
 
@@ -140,5 +158,4 @@ threshold_manual = Function(
     category="segmentation",
     input="image",
     output="mask",
-    params=(Param("value", "float", None, "intensity threshold (required)"),),
 )

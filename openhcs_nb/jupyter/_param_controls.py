@@ -1,11 +1,14 @@
 """One widget per catalogue parameter, chosen from its type and range.
 
 The catalogue is the server's (``ParamInfo`` records), so the controls match
-what the server will accept: ``int`` and ``float`` with both bounds become
-sliders, otherwise number boxes; ``bool`` a checkbox; ``choice`` a dropdown
-of the allowed values; ``str`` a text box. The parameter's help is the
-tooltip. Values are checked again, with the local catalogue, when the
-pipeline is built; nothing here decides what is valid.
+what the server will accept. ``int`` and ``float`` parameters with both bounds
+become sliders when the range is narrow enough to aim at (a step of 1 for
+ints, a round step giving about a thousand positions for floats), bounded
+number boxes when it is wider, and plain number boxes when unbounded. ``bool``
+is a checkbox; ``choice`` a dropdown of the allowed values; ``str`` and
+``labels`` (the name of an earlier labels step, empty for the latest) are text
+boxes. The parameter's help is the tooltip. Values are checked again, with the
+local catalogue, when the pipeline is built; nothing here decides what is valid.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from typing import Any, Protocol
 
 import ipywidgets as widgets
 
-#: A slider over a wider integer range than this is too coarse to aim with.
-MAX_SLIDER_SPAN = 100_000
+#: An integer slider wider than this has too many positions to aim with.
+MAX_INT_SLIDER_SPAN = 10_000
+#: A float slider wider than this would need steps coarser than users tune by.
+MAX_FLOAT_SLIDER_SPAN = 1_000.0
 
 
 class ParamLike(Protocol):
@@ -54,8 +59,6 @@ def param_control(param: ParamLike) -> widgets.ValueWidget:
         "tooltip": tooltip,
         "style": {"description_width": "initial"},
     }
-    low, high = param.min, param.max
-    bounded = low is not None and high is not None
     if param.type == "bool":
         return widgets.Checkbox(value=bool(param.default), indent=False, **common)
     if param.type == "choice":
@@ -65,39 +68,58 @@ def param_control(param: ParamLike) -> widgets.ValueWidget:
             options=[(str(c), c) for c in choices], value=value, **common
         )
     if param.type == "int":
-        value = int(param.default) if not required else int(low or 0)
-        if bounded and high - low <= MAX_SLIDER_SPAN:  # type: ignore[operator]
-            return widgets.IntSlider(
-                value=value,
-                min=int(low),  # type: ignore[arg-type]
-                max=int(high),  # type: ignore[arg-type]
-                continuous_update=False,
-                **common,
-            )
-        return widgets.IntText(value=value, **common)
+        return _int_control(param, required, common)
     if param.type == "float":
-        fvalue = float(param.default) if not required else float(low or 0.0)
-        if bounded:
-            return widgets.FloatSlider(
-                value=fvalue,
-                min=float(low),  # type: ignore[arg-type]
-                max=float(high),  # type: ignore[arg-type]
-                step=float_step(float(low), float(high)),  # type: ignore[arg-type]
-                readout_format=".4g",
-                continuous_update=False,
-                **common,
-            )
-        return widgets.FloatText(value=fvalue, **common)
-    if param.type == "str":
+        return _float_control(param, required, common)
+    if param.type in ("str", "labels"):
+        placeholder = "latest labels" if param.type == "labels" else ""
         return widgets.Text(
             value="" if required else str(param.default),
+            placeholder=placeholder,
             continuous_update=False,
             **common,
         )
     raise ValueError(
         f"parameter {param.name!r} has type {param.type!r}; expected one of "
-        "int, float, bool, choice, str"
+        "int, float, bool, choice, str, labels"
     )
+
+
+def _int_control(
+    param: ParamLike, required: bool, common: dict[str, Any]
+) -> widgets.ValueWidget:
+    """A slider over a narrow range, else a (bounded) number box."""
+    low, high = param.min, param.max
+    value = int(param.default) if not required else int(low or 0)
+    if low is None or high is None:
+        return widgets.IntText(value=value, **common)
+    bounds = {"min": math.ceil(low), "max": math.floor(high)}
+    if high - low <= MAX_INT_SLIDER_SPAN:
+        return widgets.IntSlider(
+            value=value, continuous_update=False, **bounds, **common
+        )
+    return widgets.BoundedIntText(value=value, **bounds, **common)
+
+
+def _float_control(
+    param: ParamLike, required: bool, common: dict[str, Any]
+) -> widgets.ValueWidget:
+    """A slider with a round step over a narrow range, else a number box."""
+    low, high = param.min, param.max
+    value = float(param.default) if not required else float(low or 0.0)
+    if low is None or high is None:
+        return widgets.FloatText(value=value, **common)
+    bounds = {"min": float(low), "max": float(high)}
+    if high - low <= MAX_FLOAT_SLIDER_SPAN:
+        return widgets.FloatSlider(
+            value=value,
+            step=float_step(float(low), float(high)),
+            readout_format=".4g",
+            continuous_update=False,
+            **bounds,
+            **common,
+        )
+    return widgets.BoundedFloatText(value=value, **bounds, **common)
 
 
 def control_value(control: widgets.ValueWidget, param: ParamLike) -> Any:
@@ -109,6 +131,8 @@ def control_value(control: widgets.ValueWidget, param: ParamLike) -> Any:
         return float(value)
     if param.type == "bool":
         return bool(value)
+    if param.type in ("str", "labels"):
+        return str(value)
     return value
 
 

@@ -129,7 +129,7 @@ class OpenHCSMagics(Magics):
     @cell_magic
     def openhcs_pipeline(self, line: str, cell: str) -> Any:
         """Load the cell (pipeline code) with the safe loader into ``name``."""
-        from openhcs_nb.pipeline import load_pipeline
+        from openhcs_nb.loading import load_pipeline
 
         args = parse_argstring(self.openhcs_pipeline, line)
         try:

@@ -36,12 +36,14 @@ from openhcs_nb.pipeline.model import Pipeline, Step
 _STEP_ARGS = ("func", "name", "variable_components", "group_by")
 
 
-def load_pipeline(code: str, catalogue: Catalogue | None = None) -> Pipeline:
+def load_pipeline(code: str, catalogue: Catalogue) -> Pipeline:
     """Read pipeline code (or an OpenHCS script) into a :class:`Pipeline`.
 
-    ``catalogue`` lists the functions the code may import; ``None`` means
-    ``openhcs_nb.functions.builtin_catalogue()``. Errors carry 1-based
-    ``line`` and ``col`` (characters, as editors count them).
+    ``catalogue`` lists the functions the code may import. It has no default
+    here because ``pipeline`` never imports ``functions``;
+    :func:`openhcs_nb.load_pipeline` defaults it to the built-in catalogue.
+    Errors carry 1-based ``line`` and ``col`` (characters, as editors count
+    them).
 
     Raises
     ------
@@ -51,10 +53,6 @@ def load_pipeline(code: str, catalogue: Catalogue | None = None) -> Pipeline:
         message then keeps the validation reason, e.g. the step and field).
     """
     source, tree = parse(code)
-    if catalogue is None:
-        from openhcs_nb.functions import builtin_catalogue
-
-        catalogue = builtin_catalogue()
     if is_openhcs_script(tree):
         from openhcs_nb.pipeline._openhcs_compat import read_openhcs_module
 
@@ -63,7 +61,7 @@ def load_pipeline(code: str, catalogue: Catalogue | None = None) -> Pipeline:
 
 
 def load_openhcs_script(
-    code: str, catalogue: Catalogue | None = None, *, name: str = "openhcs"
+    code: str, catalogue: Catalogue, *, name: str = "openhcs"
 ) -> Pipeline:
     """Read an OpenHCS ``FunctionStep`` script into a Pipeline called ``name``.
 
@@ -78,10 +76,6 @@ def load_openhcs_script(
         are named.
     """
     source, tree = parse(code)
-    if catalogue is None:
-        from openhcs_nb.functions import builtin_catalogue
-
-        catalogue = builtin_catalogue()
     from openhcs_nb.pipeline._openhcs_compat import read_openhcs_module
 
     return read_openhcs_module(source, tree, catalogue, name)

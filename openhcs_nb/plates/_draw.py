@@ -143,3 +143,50 @@ def illumination(shape: tuple[int, int], strength: float) -> np.ndarray:
     vignette = 1.0 - strength * (yy * yy + xx * xx) / 2.0
     tilt = 1.0 + strength / 8.0 * xx
     return (vignette * tilt).astype(np.float32)
+
+
+def render_simple(
+    rng: np.random.Generator,
+    nuclei: list[Nucleus],
+    levels: tuple[float, ...],
+    zt: tuple[int, int],
+    light: np.ndarray,
+    exposure: tuple[float, float, float],
+    dtype: str,
+) -> np.ndarray:
+    """A simple-style field ``(t, c, z, y, x)``: draw, light, add noise, convert.
+
+    Channel 0 shows the nuclei, channel 1 a larger dimmer cytoplasm, further
+    channels a cell body; z planes away from the middle are dimmer and wider.
+    ``exposure`` is ``(background, noise sd, unit)`` in 12-bit camera units.
+    """
+    z_planes, t_points = zt
+    background, noise, unit = exposure
+    channels = len(levels)
+    shape = light.shape
+    cell_var = rng.uniform(0.8, 1.2, size=(channels, len(nuclei)))
+    signal = np.zeros((channels, z_planes, *shape), dtype=np.float32)
+    for z in range(z_planes):
+        defocus = abs(z - (z_planes - 1) / 2)
+        dim = 1.0 / (1.0 + 0.3 * defocus)
+        grow = 1.0 + 1.5 * defocus
+        for c in range(channels):
+            if c == 0:
+                draw_objects(signal[c, z], nuclei, 1.0, levels[c] * dim, 0.8 * grow)
+            else:
+                scale, edge = (2.0, 3.0) if c == 1 else (1.5, 2.0)
+                peaks = levels[c] * dim * cell_var[c]
+                draw_objects(signal[c, z], nuclei, scale, peaks, edge * grow, dome=0.4)
+    signal += background
+    signal *= light
+    out = np.empty((t_points, *signal.shape), dtype=dtype)
+    for t in range(t_points):
+        noisy = rng.standard_normal(signal.shape, dtype=np.float32)
+        noisy *= noise
+        noisy += signal
+        noisy *= unit
+        if dtype != "float32":
+            np.rint(noisy, out=noisy)
+            np.clip(noisy, 0, np.iinfo(dtype).max, out=noisy)
+        out[t] = noisy
+    return out

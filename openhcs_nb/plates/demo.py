@@ -16,6 +16,7 @@ import time
 import uuid
 from pathlib import Path
 
+from openhcs_nb.plates._truth_masks import masks_dir
 from openhcs_nb.plates.model import Plate
 from openhcs_nb.plates.ome_zarr import open_ome_zarr_plate
 from openhcs_nb.plates.synthetic import (
@@ -26,7 +27,7 @@ from openhcs_nb.plates.synthetic import (
     truth_path,
 )
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: the realistic style, with truth masks
 DEMO_SPEC = SyntheticPlateSpec(
     rows=4,
     columns=6,
@@ -35,13 +36,19 @@ DEMO_SPEC = SyntheticPlateSpec(
     shape=(1024, 1024),
     dtype="uint16",
     seed=20240611,
-    min_nuclei=20,
-    max_nuclei=80,
-    radius=(8.0, 13.0),
+    min_nuclei=40,
+    max_nuclei=900,  # the last column is confluent
+    radius=(10.0, 15.0),
     touching_fraction=0.15,
-    noise=25.0,
-    illumination=0.3,
+    noise=20.0,
+    illumination=0.5,
     name="openhcs-nb demo plate",
+    style="realistic",
+    clump_fraction=0.25,
+    confluence=1.0,
+    out_of_focus=0.05,
+    debris=4.0,
+    saturated=0.01,
 )
 _STALE_S = 3600.0  # temporary folders older than this are from dead runs
 
@@ -63,9 +70,9 @@ def ensure_plate(spec: SyntheticPlateSpec, target: Path) -> Path:
     """Generate ``spec`` as an OME-Zarr plate at ``target`` unless it is there.
 
     The plate and its truth file are built in a fresh temporary folder beside
-    ``target``; the truth file is moved first, the plate last, so the plate
-    existing means both are complete. If another process wins the race, its
-    identical plate is kept and ours is discarded.
+    ``target``; the truth masks (if any) and the truth file are moved first,
+    the plate last, so the plate existing means all are complete. If another
+    process wins the race, its identical plate is kept and ours is discarded.
 
     Raises
     ------
@@ -81,6 +88,9 @@ def ensure_plate(spec: SyntheticPlateSpec, target: Path) -> Path:
     tmp.mkdir()
     try:
         generate_plate(spec, tmp / target.name, format="ome-zarr")
+        _move_masks(
+            masks_dir(tmp / target.name, "ome-zarr"), masks_dir(target, "ome-zarr")
+        )
         os.replace(truth_path(tmp / target.name, "ome-zarr"), truth)
         try:
             os.rename(tmp / target.name, target)
@@ -90,6 +100,22 @@ def ensure_plate(spec: SyntheticPlateSpec, target: Path) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _move_masks(source: Path, target: Path) -> None:
+    """Move a fresh truth-mask folder into place, replacing a stale one.
+
+    A racing process may have put its identical folder there first; then ours
+    is dropped.
+    """
+    if not source.is_dir():
+        return
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.replace(source, target)
+    except OSError:
+        if not target.is_dir():
+            raise
 
 
 def _remove_stale(target: Path) -> None:
@@ -104,7 +130,7 @@ def _remove_stale(target: Path) -> None:
 
 
 def demo_plate(cache_dir: Path | None = None) -> Plate:
-    """The demo plate, generated on first use (about 10-20 s), then reopened.
+    """The demo plate, generated on first use (about 30 s), then reopened.
 
     Raises
     ------

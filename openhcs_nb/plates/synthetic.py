@@ -8,6 +8,12 @@ to row. Nuclei per field rise linearly across columns from ``min_nuclei`` to
 pairs; all others keep clear of each other. Background, uneven illumination
 and Gaussian noise are added on top.
 
+That is the ``"simple"`` style, drawn so a classical pipeline is exact. The
+``"realistic"`` style (:mod:`._realism`) plants irregular, textured nuclei in
+clumps, cell bodies that partition the field, density up to confluence,
+per-channel uneven illumination, defocused fields, debris, saturation and shot
+noise, and saves per-object truth masks (:mod:`._truth_masks`).
+
 Every field draws from its own generator seeded by ``(seed, row, column,
 field)``, so the bytes depend only on the spec, never on the order of work.
 The planted truth is written next to the plate (``<plate>.truth.json`` beside
@@ -26,8 +32,16 @@ from typing import Literal
 import numpy as np
 
 from openhcs_nb.errors import PlateError, UnknownWellError
-from openhcs_nb.plates._draw import draw_objects, illumination, place_nuclei
+from openhcs_nb.plates._draw import illumination, place_nuclei, render_simple
+from openhcs_nb.plates._realism import (
+    Optics,
+    defocus,
+    expose,
+    plate_optics,
+    render_realistic,
+)
 from openhcs_nb.plates._synthetic_write import ImageXpressWriter, OmeZarrWriter
+from openhcs_nb.plates._truth_masks import load_truth_masks, masks_dir, save_well_masks
 from openhcs_nb.plates.model import row_letters, split_well, well_name
 
 TRUTH_VERSION = 1
@@ -36,11 +50,34 @@ _NUCLEUS_PEAK = 2200.0
 _CYTO_LEVELS = (250.0, 1100.0)  # first to last column
 _EXTRA_LEVELS = (200.0, 800.0)  # first to last row
 _UNITS = {"uint8": 255.0 / 4095.0, "uint16": 1.0, "float32": 1.0 / 4095.0}
+STYLES = ("simple", "realistic")
+__all__ = [
+    "FieldTruth",
+    "GroundTruth",
+    "SyntheticPlateSpec",
+    "channel_levels",
+    "generate_plate",
+    "load_ground_truth",
+    "load_truth_masks",
+    "plate_light",
+    "render_field",
+    "render_field_with_masks",
+    "truth_path",
+]
 
 
 @dataclass(frozen=True)
 class SyntheticPlateSpec:
     """Everything that determines a synthetic plate, byte for byte.
+
+    The fields after ``name`` only act in the ``"realistic"`` style:
+    ``clump_fraction`` of the nuclei come in clumps of three to five,
+    ``confluence`` is the chance that a single nucleus touches another in the
+    last column (rising from 0 in the first, quadratically), ``out_of_focus``
+    the chance that a field is defocused, ``debris`` the mean number of specks
+    per field (a fifth as many large blobs), ``saturated`` the fraction of
+    nuclei bright enough to clip. ``touching_fraction`` only acts in the
+    simple style.
 
     Raises
     ------
@@ -64,6 +101,12 @@ class SyntheticPlateSpec:
     z: int = 1
     t: int = 1
     name: str = "synthetic"
+    style: str = "simple"
+    clump_fraction: float = 0.25
+    confluence: float = 1.0
+    out_of_focus: float = 0.05
+    debris: float = 4.0
+    saturated: float = 0.01
 
     def __post_init__(self) -> None:
         checks = {
@@ -85,6 +128,17 @@ class SyntheticPlateSpec:
             "noise must be >= 0": self.noise >= 0,
             "illumination must be in [0, 1)": 0 <= self.illumination < 1,
             "seed must be >= 0": self.seed >= 0,
+            f"style must be one of {STYLES}": self.style in STYLES,
+            "clump_fraction, confluence, out_of_focus, saturated: 0..1": all(
+                0 <= v <= 1
+                for v in (
+                    self.clump_fraction,
+                    self.confluence,
+                    self.out_of_focus,
+                    self.saturated,
+                )
+            ),
+            "debris must be >= 0": self.debris >= 0,
         }
         failed = [text for text, ok in checks.items() if not ok]
         if failed:
@@ -115,13 +169,20 @@ def _lerp(low: float, high: float, index: int, count: int) -> float:
 class FieldTruth:
     """What was planted in one field.
 
-    ``nuclei`` holds ``(y, x, mean radius, pair)`` per nucleus; ``pair`` is -1
-    for a single nucleus and the same number for both halves of a touching pair.
+    ``nuclei`` holds ``(y, x, mean radius, group)`` per nucleus, in label order
+    (nucleus ``i`` has label ``i + 1`` in the truth masks); ``group`` is -1 for
+    a nucleus on its own and the same number for every member of a touching
+    pair (simple style) or clump (realistic style); ``touching_pairs`` counts
+    those groups. ``saturated`` lists the labels of nuclei planted to clip
+    (a nucleus overlapping one of them may clip where they overlap).
     """
 
     count: int
     touching_pairs: int
     nuclei: tuple[tuple[float, float, float, int], ...] = field(repr=False)
+    out_of_focus: bool = False
+    debris: int = 0
+    saturated: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -164,6 +225,9 @@ class GroundTruth:
                             "count": f.count,
                             "touching_pairs": f.touching_pairs,
                             "nuclei": [list(n) for n in f.nuclei],
+                            "out_of_focus": f.out_of_focus,
+                            "debris": f.debris,
+                            "saturated": list(f.saturated),
                         }
                         for f in fs
                     ],
@@ -193,6 +257,7 @@ class GroundTruth:
                     if isinstance(raw[f.name], list)
                     else raw[f.name]
                     for f in dataclasses.fields(SyntheticPlateSpec)
+                    if f.name in raw  # older truth lacks the realistic fields
                 }
             )
             wells = doc["wells"]
@@ -202,6 +267,9 @@ class GroundTruth:
                         f["count"],
                         f["touching_pairs"],
                         tuple((y, x, r, int(p)) for y, x, r, p in f["nuclei"]),
+                        bool(f.get("out_of_focus", False)),
+                        int(f.get("debris", 0)),
+                        tuple(int(i) for i in f.get("saturated", ())),
                     )
                     for f in entry["fields"]
                 )
@@ -217,21 +285,35 @@ def channel_levels(
     spec: SyntheticPlateSpec, row: int, column: int
 ) -> tuple[float, ...]:
     """Planted peak level per channel (12-bit units) for a well (0-based)."""
-    levels = [_NUCLEUS_PEAK]
+    levels = [_NUCLEUS_PEAK * (0.75 if spec.style == "realistic" else 1.0)]  # headroom
     if len(spec.channels) > 1:
         levels.append(_lerp(*_CYTO_LEVELS, column, spec.columns))
     levels += [_lerp(*_EXTRA_LEVELS, row, spec.rows)] * (len(spec.channels) - 2)
     return tuple(round(v, 3) for v in levels)
 
 
+def plate_light(spec: SyntheticPlateSpec) -> np.ndarray | Optics:
+    """What every field of ``spec`` shares, as :func:`render_field` takes it."""
+    if spec.style == "realistic":
+        return plate_optics(spec)
+    return illumination(spec.shape, spec.illumination)
+
+
 def render_field(
-    spec: SyntheticPlateSpec, row: int, column: int, site: int, light: np.ndarray
+    spec: SyntheticPlateSpec,
+    row: int,
+    column: int,
+    site: int,
+    light: np.ndarray | Optics,
 ) -> tuple[np.ndarray, FieldTruth]:
     """One field ``(t, c, z, y, x)`` in ``spec.dtype``, and what it holds.
 
     ``row``, ``column`` and ``site`` count from 0; ``light`` is the shared
-    illumination field.
+    illumination field (:func:`plate_light`).
     """
+    if isinstance(light, Optics):
+        image, truth, _ = render_field_with_masks(spec, row, column, site, light)
+        return image, truth
     rng = np.random.default_rng([spec.seed, row, column, site])
     nuclei = place_nuclei(
         rng,
@@ -241,32 +323,15 @@ def render_field(
         spec.touching_fraction,
     )
     levels = channel_levels(spec, row, column)
-    cell_var = rng.uniform(0.8, 1.2, size=(len(spec.channels), len(nuclei)))
-    signal = np.zeros((len(spec.channels), spec.z, *spec.shape), dtype=np.float32)
-    for z in range(spec.z):
-        defocus = abs(z - (spec.z - 1) / 2)
-        dim = 1.0 / (1.0 + 0.3 * defocus)
-        grow = 1.0 + 1.5 * defocus
-        for c in range(len(spec.channels)):
-            if c == 0:
-                draw_objects(signal[c, z], nuclei, 1.0, levels[c] * dim, 0.8 * grow)
-            else:
-                scale, edge = (2.0, 3.0) if c == 1 else (1.5, 2.0)
-                peaks = levels[c] * dim * cell_var[c]
-                draw_objects(signal[c, z], nuclei, scale, peaks, edge * grow, dome=0.4)
-    signal += _BACKGROUND
-    signal *= light
-    unit = _UNITS[spec.dtype]
-    out = np.empty((spec.t, *signal.shape), dtype=spec.dtype)
-    for t in range(spec.t):
-        noisy = rng.standard_normal(signal.shape, dtype=np.float32)
-        noisy *= spec.noise
-        noisy += signal
-        noisy *= unit
-        if spec.dtype != "float32":
-            np.rint(noisy, out=noisy)
-            np.clip(noisy, 0, np.iinfo(spec.dtype).max, out=noisy)
-        out[t] = noisy
+    out = render_simple(
+        rng,
+        nuclei,
+        levels,
+        (spec.z, spec.t),
+        light,
+        (_BACKGROUND, spec.noise, _UNITS[spec.dtype]),
+        spec.dtype,
+    )
     pairs = len({n.pair for n in nuclei if n.pair >= 0})
     truth = FieldTruth(
         count=len(nuclei),
@@ -276,6 +341,42 @@ def render_field(
         ),
     )
     return out, truth
+
+
+def render_field_with_masks(
+    spec: SyntheticPlateSpec, row: int, column: int, site: int, optics: Optics
+) -> tuple[np.ndarray, FieldTruth, dict[str, np.ndarray]]:
+    """A realistic-style field, its truth and its label images.
+
+    The labels are ``nuclei``, ``cells`` and ``debris``, each ``(y, x)`` int32.
+    """
+    rng = np.random.default_rng([spec.seed, row, column, site])
+    levels = channel_levels(spec, row, column)
+    blur = defocus(spec, row, column, site)
+    drawn = render_realistic(spec, rng, column, levels, optics, blur)
+    unit = _UNITS[spec.dtype]
+    out = np.empty((spec.t, *drawn.signal.shape), dtype=spec.dtype)
+    for t in range(spec.t):
+        out[t] = expose(
+            rng, drawn.signal, optics.light, _BACKGROUND, spec.noise, unit, spec.dtype
+        )
+    truth = FieldTruth(
+        count=len(drawn.nuclei),
+        touching_pairs=len({n.group for n in drawn.nuclei if n.group >= 0}),
+        nuclei=tuple(
+            (round(n.y, 3), round(n.x, 3), round(n.radius, 3), n.group)
+            for n in drawn.nuclei
+        ),
+        out_of_focus=drawn.out_of_focus,
+        debris=drawn.debris,
+        saturated=drawn.saturated,
+    )
+    masks = {
+        "nuclei": drawn.nuclei_labels,
+        "cells": drawn.cell_labels,
+        "debris": drawn.debris_labels,
+    }
+    return out, truth, masks
 
 
 def truth_path(path: Path, plate_format: str) -> Path:
@@ -293,6 +394,8 @@ def generate_plate(
     workers: int = 2,
 ) -> GroundTruth:
     """Write the plate described by ``spec`` at ``path``; return its truth.
+
+    A realistic-style plate also gets its truth masks (:func:`load_truth_masks`).
 
     Wells are rendered and written by ``workers`` threads (numpy, compression
     and file writes release the GIL); the bytes do not depend on it.
@@ -322,13 +425,24 @@ def generate_plate(
         writer = ImageXpressWriter(path, **common, z=spec.z, t=spec.t)
     else:
         raise ValueError(f"format must be 'ome-zarr' or 'imagexpress', not {format!r}")
-    light = illumination(spec.shape, spec.illumination)
+    light = plate_light(spec)
+    folder = masks_dir(path, format)
 
     def make_well(position: tuple[int, int]) -> tuple[FieldTruth, ...]:
         r, c = position
-        rendered = [render_field(spec, r, c, s, light) for s in range(spec.fields)]
-        writer.write_well(spec.row_names[r], c + 1, np.stack([i for i, _ in rendered]))
-        return tuple(t for _, t in rendered)
+        if not isinstance(light, Optics):
+            rendered = [render_field(spec, r, c, s, light) for s in range(spec.fields)]
+            writer.write_well(
+                spec.row_names[r], c + 1, np.stack([i for i, _ in rendered])
+            )
+            return tuple(t for _, t in rendered)
+        full = [
+            render_field_with_masks(spec, r, c, s, light) for s in range(spec.fields)
+        ]
+        writer.write_well(spec.row_names[r], c + 1, np.stack([f[0] for f in full]))
+        stacks = {k: np.stack([f[2][k] for f in full]) for k in full[0][2]}
+        save_well_masks(folder, well_name(spec.row_names[r], c + 1), stacks)
+        return tuple(f[1] for f in full)
 
     positions = [(r, c) for r in range(spec.rows) for c in range(spec.columns)]
     with ThreadPoolExecutor(max(1, workers)) as pool:

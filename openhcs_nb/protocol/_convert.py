@@ -15,8 +15,8 @@ from openhcs_nb.protocol.messages import ErrorReply
 from openhcs_nb.protocol.records import FunctionInfo, ParamInfo, PlateInfoWire
 
 if TYPE_CHECKING:
-    from openhcs_nb.pipeline.catalogue import Function, Param
     from openhcs_nb.plates.model import PlateLayout
+    from openhcs_nb.spec import Function, Param
 
 
 def param_to_wire(param: Param) -> ParamInfo:
@@ -47,6 +47,7 @@ def function_to_wire(fn: Function) -> FunctionInfo:
         side_outputs=list(fn.side_outputs),
         needs_labels=fn.needs_labels,
         has_gpu=fn.gpu_impl is not None,
+        params_schema=fn.schema(),
     )
 
 

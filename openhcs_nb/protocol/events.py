@@ -69,6 +69,8 @@ class Progress(_Event, kw_only=True):
     done: int
     failed: int
     total: int
+    # "" for wells; "illumination" while the plate-level flat-field fit runs.
+    phase: str = ""
 
 
 class Finished(_Event, kw_only=True):

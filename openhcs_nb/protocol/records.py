@@ -17,6 +17,8 @@ Schema-evolution rules (msgspec's, applied to every struct in this package):
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 #: The protocol version this code speaks; carried in every message as ``v``.
@@ -78,6 +80,9 @@ class FunctionInfo(msgspec.Struct, frozen=True, kw_only=True):
     side_outputs: list[str] = []
     needs_labels: bool = False
     has_gpu: bool = False
+    #: JSON Schema of the keyword arguments (``Function.schema()``); empty from
+    #: servers older than the field.
+    params_schema: dict[str, Any] = {}
 
 
 class PlateInfoWire(msgspec.Struct, frozen=True, kw_only=True):

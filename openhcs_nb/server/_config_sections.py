@@ -104,6 +104,9 @@ class LimitsSection(_Section):
     compile_threads: Annotated[int, _m("threads loading and compiling code", ge=1)] = 2
     compile_queue: Annotated[int, _m("compile requests waiting", ge=1)] = 64
     compile_timeout_s: Annotated[float, _m("seconds one compile may take", gt=0)] = 20.0
+    worker_memory_mib: Annotated[
+        int, _m("memory cap of one worker, MiB; 0 = 80% of RAM / workers", ge=0)
+    ] = 0
 
 
 class SecuritySection(_Section):

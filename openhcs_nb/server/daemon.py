@@ -50,6 +50,7 @@ from openhcs_nb.server.subscriptions import decide
 from openhcs_nb.server.workers import Worker, start_workers
 
 log = logging.getLogger(__name__)
+_MIB = 1 << 20
 _INPROC = "inproc://openhcs-loop-{}"
 _BATCH = 64  # messages per socket per loop turn, so no socket starves another
 _MONITORED = zmq.EVENT_ACCEPTED | zmq.EVENT_DISCONNECTED
@@ -131,7 +132,9 @@ class Server:
         self.pull.bind(self._inproc)
         self.outbound.bind(ctx, self._inproc, self.router, self.pub, self.store)
         self.workers = start_workers(
-            cfg.execution.workers, [str(g) for g in cfg.execution.gpus]
+            cfg.execution.workers,
+            [str(g) for g in cfg.execution.gpus],
+            cfg.limits.worker_memory_mib * _MIB or None,
         )
         self.scheduler = Scheduler(
             self.store,

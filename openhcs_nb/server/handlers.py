@@ -292,7 +292,12 @@ class Handlers:
         complete = record.state in TERMINAL_STATES and last >= record.last_seq
         swap = None
         if msg.full_resolution:
-            results = ResultsStore(self.results_root / record.id)
+            # Raw channels come from the input plate, opened as Submit opened it
+            # (plate roots, the user's OMERO session), never from a stored path.
+            results = ResultsStore(
+                self.results_root / record.id,
+                open_input=lambda _ref: self.work.open_plate(record.plate, peer),
+            )
             swap = lambda event: results.read_field(event.well)  # noqa: E731
         self.audit.record(
             peer,

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from openhcs_nb.execution import plate_phase
 from openhcs_nb.execution.well import WellResult
 from openhcs_nb.protocol import Started
 from openhcs_nb.results.store import ResultsStore
@@ -31,6 +32,12 @@ from openhcs_nb.server.jobs import (
     InvalidTransition,
     JobStore,
     StoredEvent,
+)
+from openhcs_nb.server.plate_phase_runs import (
+    failure_cause,
+    is_phase_item,
+    progress_draft,
+    run_phase_task,
 )
 from openhcs_nb.server.well_outcomes import (
     ActiveExecution,
@@ -256,6 +263,9 @@ class Scheduler:
         job.reply(status, payload)
 
     def _run_well(self, worker: Worker, active: ActiveExecution, well: str) -> None:
+        if is_phase_item(well):
+            self._run_phase_item(worker, active, well)
+            return
         try:
             if self._start_well(active, well):
                 outcome = run_well_task(worker, active, well, self.limits)
@@ -286,6 +296,63 @@ class Scheduler:
                 if settled:
                     self._policy.remove(active)
                 self._cond.notify_all()
+        if settled and not self._stopping:
+            self._finish(active)
+
+    def _run_phase_item(
+        self, worker: Worker, active: ActiveExecution, item: str
+    ) -> None:
+        """One contribution of the plate phase; the last one fits and queues wells."""
+        cause = None
+        status, payload = "cancelled", None
+        if not active.cancelled and active.failure is None:
+            status, payload = run_phase_task(worker, active, item, self.limits)
+        if status == "ok":
+            active.phase.done += 1
+            try:
+                draft_event = progress_draft(active)
+                self.publish(
+                    self.store.append_event(
+                        active.id, draft_event.kind, draft_event.payload
+                    )
+                )
+            except Exception as exc:  # a full disk fails the run, as for wells
+                cause = describe_fault(exc, "the job store")
+        elif status != "cancelled":
+            cause = failure_cause(item, payload)
+        with self._cond:
+            active.running.pop(item, None)
+            fit_now = (
+                cause is None
+                and status == "ok"
+                and not active.running
+                and not active.pending
+                and active.phase is not None
+            )
+        if fit_now:
+            try:
+                plate_phase.fit(active.plan, active.out)
+            except Exception as exc:
+                log.exception("execution %s: illumination fit failed", active.id)
+                cause = f"illumination fit failed: {describe_fault(exc, 'the fit')}"
+            else:
+                with self._cond:
+                    if not active.cancelled and active.failure is None:
+                        active.pending = active.phase.wells
+                    active.phase = None
+                    self._cond.notify_all()
+        if cause is not None:
+            self._fault(active, cause)
+            return
+        with self._cond:
+            settled = (
+                not active.running
+                and not active.pending
+                and active in self._policy.running
+            )
+            if settled:
+                self._policy.remove(active)
+            self._cond.notify_all()
         if settled and not self._stopping:
             self._finish(active)
 

@@ -62,6 +62,8 @@ class ActiveExecution:
     last_progress: float = 0.0
     plate: Plate | None = None
     failure: str | None = None
+    # The plate-level phase still to finish before the wells (plate_phase_runs).
+    phase: Any = None
 
 
 @dataclass(eq=False)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openhcs_nb.errors import OpenHCSError, PlateError, UnknownPlateError
+from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.preview import PreviewResult
 from openhcs_nb.pipeline.loader import load_pipeline
@@ -45,6 +46,7 @@ from openhcs_nb.server.errors import StorageError
 from openhcs_nb.server.jobs import ExecutionRecord, ExecutionTrigger
 from openhcs_nb.server.omero_access import is_omero_ref
 from openhcs_nb.server.peers import Peer
+from openhcs_nb.server.plate_phase_runs import prepare_phase
 from openhcs_nb.server.scheduler import ActiveExecution, PreviewJob
 from openhcs_nb.server.workers import PreviewTask
 
@@ -131,7 +133,7 @@ class Work:
         out = self.h.results_root / record.id
         try:
             ResultsStore(out).create(
-                plan, {"execution_id": record.id, "user": peer.user}
+                store_layout(plan), {"execution_id": record.id, "user": peer.user}
             )
             position = len(self.h.scheduler.active_ids())
             queued = draft(Queued, record.id, position=position)
@@ -318,8 +320,9 @@ class Work:
         active.done, active.failed = record.done, record.failed
         active.preview_size = int(record.options.get("preview_size", 256))
         active.plate = carried
+        prepare_phase(active)
         log.info("execution %s resumes: %d wells left", record.id, len(pending))
-        if pending:
+        if active.pending:
             self.h.scheduler.enqueue(active)
         else:  # the crash came between the last well and the tables
             self.h.scheduler.finish_now(active)
@@ -369,7 +372,7 @@ def _preview_size(asked: int) -> int:
 def _active(
     record: ExecutionRecord, plan: Any, out: Path, preview_size: int
 ) -> ActiveExecution:
-    return ActiveExecution(
+    active = ActiveExecution(
         id=record.id,
         user=record.user,
         plan=plan,
@@ -378,3 +381,5 @@ def _active(
         pending=deque(plan.wells),
         total=len(plan.wells),
     )
+    prepare_phase(active)
+    return active

@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from openhcs_nb.execution.plan import ExecutionPlan
+from openhcs_nb.execution.worker_limits import WorkerLimits, apply_limits
 from openhcs_nb.plates.model import Plate
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,17 @@ class PreviewTask:
     plate: Plate | None = None
 
 
-Task = WellTask | PreviewTask
+@dataclass(frozen=True)
+class PhaseTask:
+    """Write one well's contribution to the plan's plate-level phase."""
+
+    plan: ExecutionPlan
+    well: str
+    out: str
+    plate: Plate | None = None
+
+
+Task = WellTask | PreviewTask | PhaseTask
 
 
 _IMPORT_RETRY_S = 0.05
@@ -91,9 +102,12 @@ def _importing() -> bool:
     )
 
 
-def _worker_main(conn: Connection, device: str, cancel: Any, current: Any) -> None:
+def _worker_main(
+    conn: Connection, device: str, cancel: Any, current: Any, limits: WorkerLimits
+) -> None:
     if device.startswith("cuda:"):
         os.environ["CUDA_VISIBLE_DEVICES"] = device.split(":", 1)[1]
+    apply_limits(limits)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     running = [0]  # the serial being computed; 0 while idle or replying
@@ -110,6 +124,7 @@ def _worker_main(conn: Connection, device: str, cancel: Any, current: Any) -> No
 
     signal.signal(signal.SIGUSR1, on_cancel)
     signal.signal(signal.SIGALRM, on_cancel)
+    from openhcs_nb.execution.plate_phase import contribute
     from openhcs_nb.execution.preview import preview_well
     from openhcs_nb.execution.well import run_well
 
@@ -129,6 +144,8 @@ def _worker_main(conn: Connection, device: str, cancel: Any, current: Any) -> No
                 result: Any = run_well(
                     task.plan, task.well, task.out, task.preview_size, task.plate
                 )
+            elif isinstance(task, PhaseTask):
+                result = contribute(task.plan, task.well, task.out, task.plate)
             else:
                 result = preview_well(
                     task.plan,
@@ -157,10 +174,15 @@ class Worker:
     """One worker process and the pipe to it; used by one dispatcher thread."""
 
     def __init__(
-        self, index: int, device: str, ctx: multiprocessing.context.BaseContext
+        self,
+        index: int,
+        device: str,
+        ctx: multiprocessing.context.BaseContext,
+        limits: WorkerLimits | None = None,
     ) -> None:
         self.index = index
         self.device = device
+        self.limits = limits or WorkerLimits()
         self._ctx = ctx
         self._serial = 0
         self._lock = threading.Lock()
@@ -173,7 +195,7 @@ class Worker:
         self._conn = parent
         self.process = self._ctx.Process(
             target=_worker_main,
-            args=(child, self.device, self._cancel, self._current),
+            args=(child, self.device, self._cancel, self._current, self.limits),
             name=f"openhcs-worker-{self.index}",
             daemon=True,
         )
@@ -275,8 +297,16 @@ def worker_devices(workers: int, gpus: Sequence[str]) -> list[str]:
     return ["cpu"] * workers
 
 
-def start_workers(workers: int, gpus: Sequence[str]) -> list[Worker]:
-    """Start the server's worker processes (forkserver: safe with threads)."""
+def start_workers(
+    workers: int, gpus: Sequence[str], memory_bytes: int | None = None
+) -> list[Worker]:
+    """Start the server's worker processes (forkserver: safe with threads).
+
+    Each gets an even share of the cores for its thread pools and
+    ``memory_bytes`` (default: an even share of 80 % of RAM) as its memory cap.
+    """
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["openhcs_nb.execution.well"])
-    return [Worker(i, d, ctx) for i, d in enumerate(worker_devices(workers, gpus))]
+    limits = WorkerLimits.share(workers, memory_bytes)
+    devices = worker_devices(workers, gpus)
+    return [Worker(i, d, ctx, limits) for i, d in enumerate(devices)]

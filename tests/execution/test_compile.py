@@ -146,6 +146,26 @@ def test_when_labels_step_spans_channels_then_error_suggests_dict():
         compile_pipeline(pipeline, layout_plate())
 
 
+def test_when_a_labels_step_has_a_chain_per_channel_then_error_says_the_rule():
+    per_channel = {0: threshold_otsu, 1: threshold_otsu}
+    pipeline = Pipeline("p", (Step(name="seg", func=per_channel, group_by="channel"),))
+    with pytest.raises(CompileError) as caught:
+        compile_pipeline(pipeline, layout_plate())
+    text = str(caught.value)
+    assert "segments exactly one channel" in text
+    assert "0, 1" in text  # names the chains it found
+    # The advice is a pattern that compiles, not the one that was refused.
+    assert "one labels step per channel" in text
+    fixed = Pipeline(
+        "p",
+        (
+            Step(name="nuclei", func={0: threshold_otsu}, group_by="channel"),
+            Step(name="cells", func={1: threshold_otsu}, group_by="channel"),
+        ),
+    )
+    assert compile_pipeline(fixed, layout_plate()).labels_names == ("nuclei", "cells")
+
+
 def test_when_measure_stacks_sites_then_error():
     pipeline = Pipeline(
         "p",

@@ -9,7 +9,9 @@ import pytest
 import zarr
 
 from openhcs_nb import default_pipeline, open_plate, run_local
+from openhcs_nb.errors import PlateError
 from openhcs_nb.plates.synthetic import load_ground_truth
+from openhcs_nb.results.store import ResultsStore
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +67,50 @@ def test_when_run_then_labels_plate_opens_with_ome_zarr_reader(two_worker_result
     path = two_worker_results.zarr_path
     nodes = list(Reader(parse_url(str(path)))())
     assert nodes, "ome-zarr-py found nothing in the results plate"
+    field = list(Reader(parse_url(str(path / "A" / "1" / "0")))())
+    found_labels = [n for n in field if "image-label" in n.zarr.root_attrs]
+    assert [n.zarr.basename() for n in found_labels] == ["nuclei"]
     root = zarr.open_group(path, mode="r")
     labels = np.asarray(root["A/1/0/labels/nuclei/0"])
-    image = np.asarray(root["A/1/0/0"])
     assert labels.shape == (1, 1, 1, 256, 256)
-    assert image.shape == (1, 2, 1, 256, 256)
     found = len(np.unique(labels)) - 1
     site0 = two_worker_results.objects.query("well == 'A01' and site == 0")
     assert found == len(site0)
+
+
+def test_when_pipeline_changes_no_image_then_no_raw_pixels_are_stored(
+    two_worker_results, small_plate_path
+):
+    root = zarr.open_group(two_worker_results.zarr_path, mode="r")
+    # The default pipeline only segments: every field image has zero channels.
+    assert root["A/1/0/0"].shape == (1, 0, 1, 256, 256)
+    ref = str(open_plate(small_plate_path).ref)
+    assert root["A/1/0"].attrs["openhcs_nb"]["raw_pixels"] == ref
+    assert two_worker_results.provenance["raw_pixels"] == {
+        "stored": False,
+        "plate": ref,
+    }
+    stored = sum(
+        f.stat().st_size for f in two_worker_results.zarr_path.rglob("*") if f.is_file()
+    )
+    raw = 6 * 2 * 2 * 256 * 256 * 2  # wells x fields x channels x plane bytes
+    assert stored < raw / 10, (stored, raw)
+
+
+def test_when_field_is_read_back_then_raw_channels_come_from_the_plate(
+    two_worker_results, small_plate_path
+):
+    plate = open_plate(small_plate_path)
+    store = ResultsStore(two_worker_results.path, open_input=open_plate)
+    field = store.read_field("B03", 1)
+    assert set(field) == {"image/DAPI", "image/GFP", "labels/nuclei"}
+    np.testing.assert_array_equal(field["image/GFP"], plate.read_image("B03", 1, 1))
+    np.testing.assert_array_equal(field["image/DAPI"], plate.read_image("B03", 1, 0))
+    n_labels = len(np.unique(field["labels/nuclei"])) - 1
+    objects = two_worker_results.objects.query("well == 'B03' and site == 1")
+    assert n_labels == len(objects)
+    with pytest.raises(PlateError, match="input plate"):
+        ResultsStore(two_worker_results.path).read_field("B03", 1)
 
 
 def test_when_run_then_provenance_records_the_pipeline(two_worker_results):

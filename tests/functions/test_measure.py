@@ -23,7 +23,9 @@ def _field() -> tuple[np.ndarray, np.ndarray]:
 
 def test_when_measured_then_areas_centroids_and_means_are_exact():
     stack, labels = _field()
-    out, side = MEASURE(stack, labels=labels, names=("DAPI", "GFP"))
+    out, side = MEASURE(
+        stack, labels=labels, names=("DAPI", "GFP"), shape=False, intensity=False
+    )
     assert out is stack
     table = side["objects"]
     assert list(table) == [
@@ -45,6 +47,46 @@ def test_when_measured_then_areas_centroids_and_means_are_exact():
     np.testing.assert_allclose(table["intensity_mean_DAPI"], [dapi_3, dapi_7])
     np.testing.assert_allclose(table["intensity_mean_GFP"], [2.0, 3.0])
     assert all(table[k].dtype == np.float64 for k in list(table)[2:])
+
+
+def test_when_groups_are_on_then_each_adds_its_columns_per_channel():
+    stack, labels = _field()
+    _, side = MEASURE(stack, labels=labels, names=("DAPI", "GFP"))
+    table = side["objects"]
+    for key in ("perimeter", "solidity", "feret_max", "form_factor"):
+        assert key in table and len(table[key]) == 2
+    for stat in ("median", "std", "min", "max", "integrated", "edge_mean"):
+        assert f"intensity_{stat}_DAPI" in table and f"intensity_{stat}_GFP" in table
+    np.testing.assert_allclose(table["intensity_max_GFP"], [2.0, 6.0])
+    _, side = MEASURE(
+        stack,
+        labels=labels,
+        names=("DAPI", "GFP"),
+        colocalisation=True,
+        neighbour_distance=10.0,
+        texture=True,
+        texture_scale=1,
+    )
+    table = side["objects"]
+    assert "pearson_DAPI_GFP" in table and "neighbors_count" in table
+    assert any(k.startswith("texture_contrast_1_DAPI") for k in table)
+    np.testing.assert_array_equal(table["neighbors_count"], [1, 1])  # 5 px apart
+
+
+def test_when_a_parent_set_is_given_then_each_object_names_its_parent():
+    stack, labels = _field()
+    parents = np.zeros_like(labels)
+    parents[0:3, 0:4] = 9  # covers object 3
+    _, side = MEASURE(
+        stack,
+        labels=labels,
+        names=("a", "b"),
+        parent=parents[None],
+        children=labels[None],
+    )
+    table = side["objects"]
+    np.testing.assert_array_equal(table["parent_parent"], [9, 0])
+    np.testing.assert_array_equal(table["children_children_count"], [1, 1])
 
 
 def test_when_labels_come_as_a_one_plane_stack_then_they_are_accepted():

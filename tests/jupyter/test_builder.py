@@ -86,18 +86,25 @@ def test_when_functions_are_added_then_controls_follow_types_and_ranges():
     builder = PipelineBuilder()
     blur = controls(builder.add_step("gaussian_blur"))["sigma"]
     assert isinstance(blur, widgets.FloatSlider)
-    assert (blur.min, blur.max, blur.value) == (0.0, 100.0, 2.0)
+    assert (blur.min, blur.max, blur.value, blur.step) == (0.0, 20.0, 2.0, 0.01)
     assert blur.tooltip == "standard deviation in pixels"
     background = controls(builder.add_step("subtract_background"))
     assert isinstance(background["radius"], widgets.IntSlider)
-    assert (background["radius"].min, background["radius"].max) == (1, 10000)
+    assert (background["radius"].min, background["radius"].max) == (1, 200)
     assert isinstance(background["method"], widgets.Dropdown)
     assert [v for _, v in background["method"].options] == ["rolling_ball", "tophat"]
     small = controls(builder.add_step("remove_small_objects"))
-    assert isinstance(small["min_size"], widgets.IntText)  # no upper bound
+    assert isinstance(small["min_size"], widgets.IntSlider)
+    assert (small["min_size"].min, small["min_size"].max) == (0, 5000)
+    # A million positions cannot be aimed with a slider: a bounded number box.
+    assert isinstance(small["max_size"], widgets.BoundedIntText)
+    assert (small["max_size"].max, small["max_size"].value) == (1_000_000, 100_000)
     manual = controls(builder.add_step("threshold_manual"))["value"]
-    assert isinstance(manual, widgets.FloatText)
+    assert isinstance(manual, widgets.BoundedFloatText)
+    assert (manual.min, manual.max, manual.value) == (0.0, 65535.0, 0.0)
     assert manual.description == "value*"
+    low = controls(builder.add_step("percentile_normalize"))["low"]
+    assert isinstance(low, widgets.FloatSlider) and low.step == 0.1
     connectivity = controls(builder.add_step("label_objects"))["connectivity"]
     assert [v for _, v in connectivity.options] == [1, 2]
 
@@ -116,6 +123,21 @@ def test_when_a_server_param_is_bool_or_str_then_checkbox_and_text():
     made = controls(builder.add_step("gaussian_blur"))
     assert isinstance(made["flag"], widgets.Checkbox) and made["flag"].value is True
     assert isinstance(made["mode"], widgets.Text) and made["mode"].value == "abc"
+
+
+def test_when_a_param_names_a_labels_step_then_it_is_a_text_box():
+    info = FunctionInfo(
+        name="gaussian_blur",
+        version="1",
+        category="x",
+        params=[
+            ParamInfo(name="seeds", type="labels", default="", help="seed objects")
+        ],
+    )
+    builder = PipelineBuilder([info])
+    seeds = controls(builder.add_step("gaussian_blur"))["seeds"]
+    assert isinstance(seeds, widgets.Text)
+    assert (seeds.value, seeds.placeholder) == ("", "latest labels")
 
 
 def test_when_steps_are_built_then_pipeline_equals_the_hand_built_one():

@@ -123,6 +123,7 @@ def test_when_real_writeback_runs_twice_then_one_table_and_provenance_remain(
     real, api_plate, tmp_path
 ):
     from openhcs_nb import default_pipeline
+    from openhcs_nb.execution._store_io import store_layout
     from openhcs_nb.execution.compile import compile_pipeline
     from openhcs_nb.execution.well import run_well
     from openhcs_nb.omero.writeback import writeback_execution
@@ -134,7 +135,7 @@ def test_when_real_writeback_runs_twice_then_one_table_and_provenance_remain(
     plan = compile_pipeline(default_pipeline(0), plate, None)
     out = tmp_path / "ex-real"
     store = ResultsStore(out)
-    store.create(plan, {"execution_id": "ex-real", "user": "pytest"})
+    store.create(store_layout(plan), {"execution_id": "ex-real", "user": "pytest"})
     store.finalize([run_well(plan, w, out, 0, plate=plate) for w in plan.wells])
     for _ in range(2):  # the second run replaces the first
         report = writeback_execution("ex-real", tmp_path, real.settings, session=real)

@@ -17,6 +17,7 @@ from omero_double import DoubleFactory, DoubleServer, factory_for
 from omero_fixture import ALICE, BOB
 
 from openhcs_nb import default_pipeline
+from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.well import run_well
 from openhcs_nb.omero.errors import NotAuthorizedError, WritebackError
@@ -50,7 +51,9 @@ def stores(omero_repo: Path, tmp_path_factory) -> Path:
         plan = compile_pipeline(default_pipeline(channel), source, wells)
         out = root / execution_id
         store = ResultsStore(out)
-        store.create(plan, {"execution_id": execution_id, "user": "local"})
+        store.create(
+            store_layout(plan), {"execution_id": execution_id, "user": "local"}
+        )
         store.finalize([run_well(plan, w, out, 0, plate=source) for w in plan.wells])
     session.close()
     alice.close()

@@ -245,8 +245,8 @@ def test_when_builtin_catalogue_exists_then_its_pipelines_round_trip(tmp_path):
         steps.append(Step((fn, kwargs), name=f"s{i}"))
     p = Pipeline("builtin", steps)
     code = p.to_code()
-    assert load_pipeline(code) == p
-    assert load_pipeline(code).to_code() == code
+    assert load_pipeline(code, catalogue) == p
+    assert load_pipeline(code, catalogue).to_code() == code
     # The code is plain Python too: run (trusted, generated) it for the same value.
     namespace: dict[str, object] = {}
     exec(compile(code, "<generated pipeline>", "exec"), namespace)
@@ -258,6 +258,7 @@ def test_when_default_pipeline_is_written_then_it_loads_back_equal():
     defaults = pytest.importorskip(
         "openhcs_nb.defaults", reason="openhcs_nb.defaults is not written yet"
     )
+    builtin = pytest.importorskip("openhcs_nb.functions").builtin_catalogue()
     for channel in (0, "DAPI"):
         p = defaults.default_pipeline(channel)
-        assert load_pipeline(p.to_code()) == p
+        assert load_pipeline(p.to_code(), builtin) == p

@@ -27,7 +27,7 @@ def test_demo_spec_is_the_documented_plate():
     assert DEMO_SPEC.channels == ("DAPI", "Cytoplasm")
     assert DEMO_SPEC.shape == (1024, 1024)
     assert DEMO_SPEC.dtype == "uint16"
-    assert [DEMO_SPEC.nuclei_per_field(c) for c in (1, 6)] == [20, 80]
+    assert [DEMO_SPEC.nuclei_per_field(c) for c in (1, 6)] == [40, 900]
     assert DEMO_SPEC.touching_fraction > 0
 
 
@@ -104,7 +104,7 @@ def test_when_demo_plate_opened_then_it_matches_its_spec_and_truth(tmp_path):
     assert plate.layout.wells == DEMO_SPEC.wells
     assert plate.channels == DEMO_SPEC.channels
     assert plate.layout.fields == 4
-    assert truth.count("A01") == 4 * 20
-    assert truth.count("D06") == 4 * 80
+    assert truth.count("A01") == 4 * 40
+    assert truth.count("D06") == 4 * 900
     assert plate.read_image("C04", 3, 1).shape == (1024, 1024)
     assert np.asarray(plate.read_image("A01", 0, 0)).max() > 1000

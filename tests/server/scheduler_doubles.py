@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from openhcs_nb import default_pipeline
+from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.well import WellResult
 from openhcs_nb.protocol import Finished, decode_event
@@ -104,7 +105,7 @@ class Harness:
         plan = compile_pipeline(default_pipeline(), self.plate, wells)
         record = self.store.create_execution(user, "small", "", wells, {})
         out = self.tmp_path / record.id
-        ResultsStore(out).create(plan, {})
+        ResultsStore(out).create(store_layout(plan), {})
         active = ActiveExecution(
             record.id, user, plan, out, 0, deque(plan.wells), len(plan.wells)
         )

@@ -231,6 +231,7 @@ def test_when_crash_came_after_the_last_well_then_restart_finishes_the_run(
     import msgspec
 
     from openhcs_nb import compile_pipeline, open_plate
+    from openhcs_nb.execution._store_io import store_layout
     from openhcs_nb.results.store import ResultsStore
     from openhcs_nb.server.jobs import EventDraft, ExecutionTrigger, JobStore
 
@@ -249,7 +250,7 @@ def test_when_crash_came_after_the_last_well_then_restart_finishes_the_run(
             msgspec.msgpack.encode(summary),
             EventDraft("well_done", b"x"),
         )
-    ResultsStore(server.results_root / record.id).create(plan)
+    ResultsStore(server.results_root / record.id).create(store_layout(plan))
     server.start()
     client = RawClient(server.address)
     try:

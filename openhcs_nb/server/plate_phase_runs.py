@@ -1,0 +1,91 @@
+"""The plate-level phase of a server execution: contributions, then the fit.
+
+A plan with a plate phase (illumination correction) first queues one
+contribution task per well that has none on disk yet; these go through the
+same fair queue and workers as wells, under ``[limits] well_timeout_s``. When
+the last one lands, the dispatcher that ran it fits the flat fields and only
+then queues the wells. Contributions and the fit are files in the
+execution's results folder, so after a restart (even ``kill -9``) the phase
+redoes only the wells whose part is missing. Progress events carry
+``phase="illumination"`` while it runs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from openhcs_nb.execution import plate_phase
+from openhcs_nb.protocol import Progress
+from openhcs_nb.server._events import draft
+from openhcs_nb.server.fairness import SchedulerLimits
+from openhcs_nb.server.workers import PhaseTask, TaskTimedOut, Worker, WorkerDied
+
+PHASE = "illumination"
+
+
+@dataclass
+class PhaseRun:
+    """Where an execution's plate phase stands; ``wells`` wait for the fit."""
+
+    wells: deque[str]
+    total: int
+    done: int
+
+
+def is_phase_item(item: str) -> bool:
+    """Whether a queue item is a phase contribution rather than a well."""
+    return item.startswith(plate_phase.PHASE_PREFIX)
+
+
+def prepare_phase(active: Any) -> None:
+    """Put an execution's missing contributions ahead of its wells.
+
+    Does nothing when the plan has no phase or the fit is already on disk.
+    """
+    plan = active.plan
+    if not active.pending or plan.plate_phase is None:
+        return
+    if plate_phase.is_fitted(active.out):
+        return
+    missing = plate_phase.missing_wells(plan, active.out)
+    total = len(plan.wells)
+    active.phase = PhaseRun(active.pending, total, total - len(missing))
+    active.pending = deque(plate_phase.PHASE_PREFIX + w for w in missing)
+
+
+def run_phase_task(
+    worker: Worker, active: Any, item: str, limits: SchedulerLimits
+) -> tuple[str, Any]:
+    """Run one contribution; ("ok", fields), ("cancelled", None) or an error."""
+    well = item[len(plate_phase.PHASE_PREFIX) :]
+    task = PhaseTask(active.plan, well, str(active.out), active.plate)
+    limit = limits.well_timeout_s
+    try:
+        return worker.run(task, limit, limits.timeout_grace_s)
+    except WorkerDied as exc:
+        return "error", ("WorkerDied", str(exc), "")
+    except TaskTimedOut:
+        text = f"well {well} ran longer than [limits] well_timeout_s = {limit:g} s"
+        return "error", ("well_timeout", text, "")
+
+
+def failure_cause(item: str, payload: Any) -> str:
+    """The one-line cause that fails a run whose phase failed on a well."""
+    well = item[len(plate_phase.PHASE_PREFIX) :]
+    kind, message = (payload[0], payload[1]) if payload else ("error", "")
+    return f"illumination fit failed reading well {well}: {kind}: {message}"
+
+
+def progress_draft(active: Any) -> Any:
+    """A Progress event for the phase (not for the wells)."""
+    phase: PhaseRun = active.phase
+    return draft(
+        Progress,
+        active.id,
+        done=phase.done,
+        failed=0,
+        total=phase.total,
+        phase=PHASE,
+    )
