@@ -11,7 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 from openhcs_nb.client import Connection, Execution, RemoteError, connect
-from openhcs_nb.defaults import default_pipeline
+from openhcs_nb.defaults import cells_pipeline, default_pipeline
 from openhcs_nb.errors import (
     CompileError,
     OpenHCSError,
@@ -46,6 +46,7 @@ __all__ = [
     "__version__",
     "compile_pipeline",
     "connect",
+    "cells_pipeline",
     "default_pipeline",
     "demo_plate",
     "load_ipython_extension",

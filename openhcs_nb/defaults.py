@@ -1,7 +1,12 @@
-"""The default pipeline: nuclei, cells and cytoplasm, measured, with QC.
+"""The shipped pipelines: a nuclei count, and nuclei, cells and cytoplasm.
 
-It is a Cell Painting-style primary / secondary / tertiary pipeline, tuned
-on the demo plate (``docs/pipeline-model.md`` gives the figures):
+:func:`default_pipeline` segments nuclei in the first channel (dict key
+``0``, or ``channel="DAPI"`` by name), splits touching nuclei and measures
+every channel inside them: quick, and what the notebooks and the CLI use.
+
+:func:`cells_pipeline` is a Cell Painting-style primary / secondary /
+tertiary pipeline, tuned on the demo plate (``docs/analysis.md`` has the
+figures), and what ``openhcs-nb demo`` runs:
 
 1. ``illumination``: flat-field correction of every channel, fitted over the
    whole plate before any well (a plate-level phase).
@@ -11,24 +16,28 @@ on the demo plate (``docs/pipeline-model.md`` gives the figures):
 3. ``cells`` in the second channel, grown from the nuclei (propagation,
    a triangle threshold on log intensity, at most 80 px from the nucleus).
 4. ``cytoplasm``: each cell minus its nucleus.
-5. Measurements of all three sets in every channel (cells know their
-   nucleus, nuclei count their cells) and per-field image quality.
-
-Pass ``channel=``/``cell_channel=`` (an index or a channel name) for plates
-whose nuclear or cell channel is elsewhere; a one-channel plate gets nuclei
-only.
+5. Measurements of nuclei and cells in every channel (cells know their
+   nucleus, nuclei count their cells) and per-field image quality. The
+   cytoplasm labels are stored; measuring them is one more step,
+   ``Step(name="measure_cytoplasm", func=(measure_objects, {"objects":
+   "cytoplasm", "parent": "nuclei"}), variable_components=["channel"])``.
 """
 
 from __future__ import annotations
 
 from openhcs_nb.functions import (
     correct_illumination,
+    fill_holes,
+    gaussian_blur,
     identify_primary,
     identify_secondary,
     identify_tertiary,
     measure_image_quality,
     measure_objects,
+    remove_small_objects,
     subtract_background,
+    threshold_otsu,
+    watershed_split,
 )
 from openhcs_nb.pipeline.model import Pipeline, Step
 
@@ -38,11 +47,11 @@ NUCLEI = [
 ]
 CELLS = (
     identify_secondary,
-    {"seeds": "nuclei", "threshold": "log_triangle", "distance": 80},
+    {"seeds": "nuclei", "distance": 80},
 )
 
 
-def default_pipeline(
+def cells_pipeline(
     channel: int | str = 0, cell_channel: int | str | None = 1
 ) -> Pipeline:
     """Nuclei in ``channel``, cells in ``cell_channel`` (None: nuclei only)."""
@@ -70,14 +79,13 @@ def default_pipeline(
         )
     )
     if cell_channel is not None:
-        for name in ("cells", "cytoplasm"):
-            steps.append(
-                Step(
-                    name=f"measure_{name}",
-                    func=(measure_objects, {"objects": name, "parent": "nuclei"}),
-                    variable_components=per_channel,
-                )
+        steps.append(
+            Step(
+                name="measure_cells",
+                func=(measure_objects, {"objects": "cells", "parent": "nuclei"}),
+                variable_components=per_channel,
             )
+        )
     steps.append(
         Step(
             name="quality",
@@ -87,4 +95,23 @@ def default_pipeline(
     )
     return Pipeline(
         name="cells" if cell_channel is not None else "nuclei", steps=tuple(steps)
+    )
+
+
+def default_pipeline(channel: int | str = 0) -> Pipeline:
+    """Segment nuclei in ``channel`` and measure all channels per nucleus."""
+    nuclei = [
+        (subtract_background, {"radius": 40}),
+        (gaussian_blur, {"sigma": 1.5}),
+        threshold_otsu,
+        fill_holes,
+        (watershed_split, {"min_distance": 6}),
+        (remove_small_objects, {"min_size": 40}),
+    ]
+    return Pipeline(
+        name="nuclei",
+        steps=(
+            Step(name="nuclei", func={channel: nuclei}, group_by="channel"),
+            Step(name="measure", func=measure_objects, variable_components=["channel"]),
+        ),
     )

@@ -1,4 +1,4 @@
-"""``openhcs-nb demo``: the default pipeline on the demo plate, checked against truth.
+"""``openhcs-nb demo``: the cells pipeline on the demo plate, checked against truth.
 
 By default this takes the full remote path: it starts an execution server on
 127.0.0.1, submits the pipeline through the client, prints each well as it
@@ -87,9 +87,9 @@ def run_demo(
 
 
 def _run_local(workers: int | None, out: Path) -> tuple[pd.DataFrame, Path, int]:
-    from openhcs_nb import default_pipeline, run_local
+    from openhcs_nb import cells_pipeline, run_local
 
-    results = run_local(default_pipeline(), demo_plate(), workers=workers, out=out)
+    results = run_local(cells_pipeline(), demo_plate(), workers=workers, out=out)
     return results.wells, results.path, len(results.failed)
 
 
@@ -98,7 +98,7 @@ def _run_remote(
 ) -> tuple[pd.DataFrame, Path, int]:
     from tqdm import tqdm
 
-    from openhcs_nb import default_pipeline
+    from openhcs_nb import cells_pipeline
     from openhcs_nb.client import connect
     from openhcs_nb.server.local import LocalServer
 
@@ -108,7 +108,7 @@ def _run_remote(
     with LocalServer(args, out / "server") as server:
         print(f"server on {server.address} (ready in {server.ready_seconds:.2f} s)")
         with connect(server.address) as conn:
-            run = conn.submit(default_pipeline(), "demo")
+            run = conn.submit(cells_pipeline(), "demo")
             print(f"execution {run.id}: {len(planted)} wells submitted")
             with tqdm(total=len(planted), unit="well", desc="wells") as bar:
                 for well in run:

@@ -454,18 +454,32 @@ class Function:
         PipelineError
             A parameter is invalid, or a required one is missing.
         """
-        checked = self.check_kwargs(kwargs)
+        # A direct call passes labels sets as arrays (a pipeline passes names
+        # and the runner swaps them for the planes): arrays skip the check.
+        planes = {
+            name: value
+            for name, value in kwargs.items()
+            if name in self.param_index
+            and self.param_index[name].type == "labels"
+            and not isinstance(value, str)
+        }
+        checked = self.check_kwargs(
+            {k: v for k, v in kwargs.items() if k not in planes}
+        )
         for param in self.params:
             if param.required and param.name not in checked:
                 raise PipelineError(
                     f"{self.name} needs a value for this parameter", field=param.name
                 )
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(planes)
         if self.needs_labels:
             extra["labels"] = labels
         if self.needs_context:
             extra["names"] = names
-        return self.impl(stack, **self.resolved_kwargs(checked), **extra)
+        resolved = {
+            k: v for k, v in self.resolved_kwargs(checked).items() if k not in planes
+        }
+        return self.impl(stack, **resolved, **extra)
 
     def check_kwargs(
         self, kwargs: Mapping[str, object], *, step: str | None = None

@@ -26,5 +26,18 @@ def test_when_docs_built_strictly_then_every_catalogue_function_is_documented(tm
     reference = (site / "functions" / "index.html").read_text()
     for name in builtin_catalogue():
         assert f"<code>{name}</code>" in reference, name
-    for page in ("installation", "quickstart", "pipeline-model", "protocol", "server"):
+    pages = ("installation", "quickstart", "pipeline-model", "analysis", "protocol")
+    for page in (*pages, "server"):
         assert (site / page / "index.html").exists(), page
+
+
+def test_when_the_analysis_page_is_pasted_then_its_python_runs():
+    text = (ROOT / "docs" / "analysis.md").read_text()
+    blocks = [part.split("```", 1)[0] for part in text.split("```python\n")[1:]]
+    assert blocks
+    for block in blocks:
+        done = subprocess.run(
+            [sys.executable, "-c", block], capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert "identify_secondary" in done.stdout

@@ -49,3 +49,4 @@ class CallbackThread:
                 fn()  # type: ignore[operator]
             except Exception:
                 log.exception("an openhcs callback raised; the next one still runs")
+            del fn  # while idle, hold nothing the last callback referred to

@@ -2,13 +2,18 @@
 
 Arrays on the wire are read-only views of the received frames. The records
 here hold writable copies, so a user may change them and the frames can be
-freed as soon as the message is handled.
+freed as soon as the message is handled (a fetch reply carries many wells'
+previews in one message; a kept view would pin all of it).
+
+An execution keeps every well's record but its previews only within the
+connection's budget (``_preview_cache``): the record it keeps is
+:func:`without_previews`, and ``previews_dropped`` says images existed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +39,12 @@ def state_name(state: str) -> str:
 
 @dataclass(frozen=True)
 class WellEvent:
-    """One well of an execution, finished or failed, as the server reported it."""
+    """One well of an execution, finished or failed, as the server reported it.
+
+    ``previews_dropped`` is True when the server streamed previews for this
+    well but the client no longer keeps them (its preview budget is spent on
+    newer wells); ``Execution.previews(well)`` fetches them again.
+    """
 
     well: str
     status: str
@@ -46,6 +56,7 @@ class WellEvent:
     execution_id: str = ""
     time: float = 0.0
     elapsed: float = 0.0
+    previews_dropped: bool = False
 
     @property
     def ok(self) -> bool:
@@ -104,6 +115,18 @@ def well_event(event: WellDone | WellFailed, buffers: Sequence[Any]) -> WellEven
         execution_id=event.execution_id,
         time=event.time,
     )
+
+
+def without_previews(event: WellEvent) -> WellEvent:
+    """``event`` without its images, marked ``previews_dropped`` if it had any."""
+    if not event.previews:
+        return event
+    return replace(event, previews={}, previews_dropped=True)
+
+
+def with_previews(event: WellEvent, previews: dict[str, np.ndarray]) -> WellEvent:
+    """A record stripped by :func:`without_previews` with its images back."""
+    return replace(event, previews=previews, previews_dropped=False)
 
 
 def preview_result(reply: PreviewReply, buffers: Sequence[Any]) -> PreviewResult:

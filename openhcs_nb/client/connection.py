@@ -14,13 +14,19 @@ Rules:
   raises the :class:`~openhcs_nb.client.errors.RemoteError` subclass of its code.
 - ``submit`` and ``attach`` start following the execution on the I/O thread
   *before* they return, so no event can slip past the returned handle.
-- One :class:`Execution` per execution id and connection.
+- One live :class:`Execution` per execution id and connection. Handles are
+  held weakly: one nobody holds any more is forgotten with its previews, and a
+  later ``attach`` fetches its wells again.
+- Preview images are kept within one byte budget per connection
+  (``preview_budget_bytes`` of :func:`connect`, shared by its executions);
+  summaries, statuses and errors of every well are always kept.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import wait
 from pathlib import Path
@@ -37,6 +43,7 @@ from openhcs_nb.client._commands import (
 from openhcs_nb.client._dispatch import CallbackThread
 from openhcs_nb.client._html import connection_html
 from openhcs_nb.client._keys import CurveKeys, curve_keys
+from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET, PreviewCache
 from openhcs_nb.client._streams import StreamHub
 from openhcs_nb.client._wells import PreviewResult, preview_result
 from openhcs_nb.client.errors import (
@@ -104,11 +111,17 @@ class Connection:
         timeout: float = 10.0,
         omero_session: str | None = None,
         quiet_after: float = 1.0,
+        preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
     ) -> None:
         self.address = address if "://" in address else f"tcp://{address}"
         self.timeout = timeout
         self.server_info: HelloReply | None = None
-        self._executions: dict[str, Execution] = {}
+        self._executions: weakref.WeakValueDictionary[str, Execution] = (
+            weakref.WeakValueDictionary()
+        )
+        self._previews: PreviewCache[tuple[str, str]] = PreviewCache(
+            preview_budget_bytes
+        )
         self._lock = threading.Lock()
         self._closed = False
         self._hello = Hello(rid=0, client=client_name(), omero_session=omero_session)
@@ -156,6 +169,11 @@ class Connection:
     def catalogue(self) -> list[FunctionInfo]:
         """The functions the server has (as sent in its Hello reply)."""
         return list(self.server_info.catalogue) if self.server_info else []
+
+    @property
+    def preview_cache(self) -> PreviewCache[tuple[str, str]]:
+        """The previews this connection keeps, keyed ``(execution_id, well)``."""
+        return self._previews
 
     @property
     def event_address(self) -> str | None:
@@ -370,21 +388,37 @@ class Connection:
             execution = self._executions.get(execution_id)
             if execution is None:
                 execution = Execution(
-                    self, execution_id, plate, dispatcher=self._dispatcher, **fields
+                    self,
+                    execution_id,
+                    plate,
+                    dispatcher=self._dispatcher,
+                    previews=self._previews,
+                    **fields,
                 )
                 self._executions[execution_id] = execution
+                weakref.finalize(
+                    execution,
+                    self._previews.discard_if,
+                    lambda key, gone=execution_id: key[0] == gone,
+                )
         self._hub.follow(execution, stream_key)
         return execution
 
     def _fetch_images(
-        self, execution_id: str, seq: int, timeout: float | None
+        self,
+        execution_id: str,
+        seq: int,
+        timeout: float | None,
+        *,
+        full_resolution: bool = True,
     ) -> dict[str, Any]:
+        """The images of event ``seq``: full size, or the previews it streamed."""
         message = Fetch(
             rid=0,
             execution_id=execution_id,
             since_seq=seq - 1,
             limit=1,
-            full_resolution=True,
+            full_resolution=full_resolution,
         )
         return self._call(message, timeout=timeout, then=images_of_event(seq))
 
@@ -425,12 +459,16 @@ def connect(
     client_keys: tuple[Path, Path] | None = None,
     timeout: float = 10.0,
     omero_session: str | None = None,
+    preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
 ) -> Connection:
     """Connect to the openhcs server at ``address`` and say Hello.
 
     ``server_key`` pins the server's CurveZMQ public key (Z85 text or a key
     file); ``client_keys`` are this client's ``(public, secret)`` key files
-    (an ephemeral pair is made when omitted).
+    (an ephemeral pair is made when omitted). ``preview_budget_bytes`` bounds
+    the preview images the connection keeps (64 MiB by default, the newest
+    wells first); older wells keep their summaries and fetch their previews
+    again on request.
 
     Raises
     ------
@@ -445,7 +483,13 @@ def connect(
         A key or key file cannot be read.
     """
     keys = curve_keys(server_key, client_keys)
-    connection = Connection(address, keys, timeout=timeout, omero_session=omero_session)
+    connection = Connection(
+        address,
+        keys,
+        timeout=timeout,
+        omero_session=omero_session,
+        preview_budget_bytes=preview_budget_bytes,
+    )
     try:
         connection._handshake()
     except BaseException:

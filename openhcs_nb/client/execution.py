@@ -14,6 +14,14 @@ wakes whoever waits:
 
 A well reported twice (a restarted server re-running it) counts once: the
 first report wins.
+
+Memory: every well's record (summary, status, error) is kept, but its preview
+images only while they fit the connection's preview budget
+(:class:`~openhcs_nb.client._preview_cache.PreviewCache`, shared by all its
+executions, newest wells kept). Callbacks always get the images as they
+arrive; records read later (``wells``, iteration, a late ``on_well``) carry
+them only while kept, else ``previews_dropped`` is set and
+:meth:`Execution.previews` fetches the stored ones from the server again.
 """
 
 from __future__ import annotations
@@ -25,7 +33,15 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from openhcs_nb.client._wells import FINAL_STATES, WellEvent, state_name, well_event
+from openhcs_nb.client._preview_cache import PreviewCache
+from openhcs_nb.client._wells import (
+    FINAL_STATES,
+    WellEvent,
+    state_name,
+    well_event,
+    with_previews,
+    without_previews,
+)
 from openhcs_nb.client.errors import (
     ConnectionClosed,
     RemoteError,
@@ -43,6 +59,7 @@ from openhcs_nb.protocol import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from openhcs_nb.client._dispatch import CallbackThread
@@ -68,7 +85,13 @@ class Execution:
         state: str = "queued",
         total: int = 0,
         label: str = "",
+        previews: PreviewCache[tuple[str, str]] | None = None,
     ) -> None:
+        """``previews`` is where well images are kept, keyed ``(id, well)``.
+
+        A connection passes its own cache, so one budget bounds all its
+        executions; without one the execution gets a default-sized cache.
+        """
         self.id = execution_id
         self.plate = plate
         self.label = label
@@ -78,6 +101,10 @@ class Execution:
         self._cond = threading.Condition()
         self._state = state_name(state)
         self._total = total or len(self.requested_wells)
+        self._previews: PreviewCache[tuple[str, str]] = (
+            PreviewCache() if previews is None else previews
+        )
+        # Records without their images (those live in ``_previews``).
         self._events: list[WellEvent] = []
         self._by_well: dict[str, WellEvent] = {}
         self._error: str | None = None
@@ -120,9 +147,14 @@ class Execution:
 
     @property
     def wells(self) -> dict[str, WellEvent]:
-        """Every well reported so far, in arrival order."""
+        """Every well reported so far, in arrival order.
+
+        Images are attached while the preview budget keeps them; otherwise a
+        record has ``previews_dropped`` set (see :meth:`previews`).
+        """
         with self._cond:
-            return dict(self._by_well)
+            records = list(self._by_well.values())
+        return {record.well: self._hydrated(record) for record in records}
 
     @property
     def failed_wells(self) -> dict[str, str]:
@@ -134,18 +166,40 @@ class Execution:
                 if not e.ok
             }
 
-    def previews(self, well: str) -> dict[str, Any]:
-        """The preview images the server streamed for ``well`` (writable copies).
+    def previews(
+        self, well: str, timeout: float | None = None
+    ) -> dict[str, np.ndarray]:
+        """The preview images the server streamed for ``well`` (writable arrays).
+
+        Kept previews return at once. Previews the client dropped to stay
+        within its preview budget are fetched again from the server, exactly
+        as they were streamed (the server stores every event), and kept again
+        as the newest; that waits up to ``timeout`` seconds. A failed well,
+        or one streamed without images, gives ``{}``.
 
         Raises
         ------
         KeyError
             No result for ``well`` has arrived (yet).
+        RemoteError
+            The previews were dropped and fetching them again failed (the
+            server did not answer, or no longer has the execution). The
+            execution and connection carry on.
+        ConnectionClosed
+            The previews were dropped and the connection is closed.
         """
         with self._cond:
-            if well not in self._by_well:
-                raise KeyError(f"execution {self.id} has no result for well {well!r}")
-            return dict(self._by_well[well].previews)
+            record = self._by_well.get(well)
+        if record is None:
+            raise KeyError(f"execution {self.id} has no result for well {well!r}")
+        kept = self._previews.get((self.id, well))
+        if kept is not None or not record.previews_dropped:
+            return kept or {}
+        images = self._connection._fetch_images(
+            self.id, record.seq, timeout, full_resolution=False
+        )
+        self._previews.put((self.id, well), images)
+        return dict(images)
 
     def show_napari(self, viewer: Any = None) -> Any:
         """Open napari and add each well's images and labels as they arrive.
@@ -268,7 +322,7 @@ class Execution:
         so this works as a decorator.
         """
         with self._cond:
-            seen = list(self._events)
+            seen = [self._hydrated(record) for record in self._events]
             self._well_callbacks.append(callback)
             if seen:
                 self._dispatcher.put(lambda: _call_each([callback], seen))
@@ -285,7 +339,7 @@ class Execution:
                     return
                 event = self._events[index]
             index += 1
-            yield event
+            yield self._hydrated(event)
 
     def __aiter__(self) -> AsyncIterator[WellEvent]:
         """``async for well in execution``: never blocks the event loop."""
@@ -304,7 +358,7 @@ class Execution:
                     self._waiters.append((loop, wake))
             if event is not None:
                 index += 1
-                yield event
+                yield self._hydrated(event)
             elif ended:
                 self._raise_if_cut_off()
                 return
@@ -334,8 +388,10 @@ class Execution:
             elif isinstance(event, Finished):
                 self._end(state_name(event.state), event.error, event.total)
             elif record is not None and record.well not in self._by_well:
-                self._events.append(record)
-                self._by_well[record.well] = record
+                kept = without_previews(record)
+                self._events.append(kept)
+                self._by_well[record.well] = kept
+                self._previews.put((self.id, record.well), record.previews)
                 if self._well_callbacks:
                     callbacks = list(self._well_callbacks)
                     self._dispatcher.put(lambda: _call_each(callbacks, [record]))
@@ -388,6 +444,13 @@ class Execution:
         for loop, wake in waiters:
             with contextlib.suppress(RuntimeError):  # that event loop is closed
                 loop.call_soon_threadsafe(wake.set)
+
+    def _hydrated(self, record: WellEvent) -> WellEvent:
+        """``record`` with its kept images, or as kept (``previews_dropped``)."""
+        if not record.previews_dropped:
+            return record
+        kept = self._previews.get((self.id, record.well))
+        return record if kept is None else with_previews(record, kept)
 
     def _more_than(self, index: int) -> Callable[[], bool]:
         return lambda: index < len(self._events) or self._settled()

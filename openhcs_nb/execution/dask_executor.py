@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from openhcs_nb.errors import OptionalDependencyError
+from openhcs_nb.execution import plate_phase
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.well import WellResult, run_well
 
@@ -54,6 +55,17 @@ def execute_plan_dask(
         )
         client = Client(local)
     try:
+        if plan.plate_phase is not None and not plate_phase.is_fitted(out):
+            missing = plate_phase.missing_wells(plan, out)
+            parts = client.map(
+                plate_phase.contribute_or_skip,
+                [plan] * len(missing),
+                missing,
+                [str(out)] * len(missing),
+                pure=False,
+            )
+            client.gather(parts)
+            plate_phase.fit(plan, out)
         futures = [
             client.submit(run_well, plan, well, str(out), preview_size, pure=False)
             for well in plan.wells

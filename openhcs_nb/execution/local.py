@@ -137,7 +137,11 @@ def _plate_phase(plan: ExecutionPlan, out: Path, mapper: Callable[..., Any]) -> 
         return
     missing = plate_phase.missing_wells(plan, out)
     count = len(missing)
-    list(mapper(plate_phase.contribute, [plan] * count, missing, [str(out)] * count))
+    list(
+        mapper(
+            plate_phase.contribute_or_skip, [plan] * count, missing, [str(out)] * count
+        )
+    )
     plate_phase.fit(plan, out)
 
 

@@ -72,6 +72,20 @@ def _coarse(plane: np.ndarray, method: str) -> np.ndarray:
     return np.percentile(flat, 10, axis=2).astype(np.float32)
 
 
+def contribute_or_skip(
+    plan: ExecutionPlan, well: str, out: str | Path, plate: Plate | None = None
+) -> int:
+    """:func:`contribute`, or 0 for a well that cannot be read.
+
+    The fit goes on without it; the well's own error is reported when the
+    well pass reads it again.
+    """
+    try:
+        return contribute(plan, well, out, plate)
+    except Exception:  # a bad well must not stop the plate
+        return 0
+
+
 def contribute(
     plan: ExecutionPlan, well: str, out: str | Path, plate: Plate | None = None
 ) -> int:
@@ -92,23 +106,23 @@ def contribute(
 
 
 def fit(plan: ExecutionPlan, out: str | Path) -> dict[int, np.ndarray]:
-    """Fit the flat fields from every well's part and write them.
+    """Fit the flat fields from the wells' parts and write them.
+
+    A well that could not be read has no part: it is left out of the fit
+    (and fails on its own in the well pass).
 
     Raises
     ------
     ExecutionError
-        A well's contribution is missing (the phase has not finished).
+        No well has a part.
     """
     out = Path(out)
     phase = _phase(plan)
-    missing = missing_wells(plan, out)
-    if missing:
-        raise ExecutionError(
-            f"illumination fit: {len(missing)} wells have no contribution yet "
-            f"(first: {missing[0]})"
-        )
+    read = [w for w in plan.wells if part_path(out, w).is_file()]
+    if not read:
+        raise ExecutionError("illumination fit: no well of the plate could be read")
     parts: dict[int, list[np.ndarray]] = {c: [] for c in phase.channels}
-    for well in plan.wells:
+    for well in read:
         with np.load(part_path(out, well)) as part:
             for c in phase.channels:
                 parts[c].append(part[f"c{c}"])

@@ -165,6 +165,11 @@ def _with_labels(
     return kwargs
 
 
+def _only_plate_phase(chain: ChainPlan) -> bool:
+    """Whether every call of ``chain`` applies a plate-level fit."""
+    return all(getattr(c.function, "plate_phase", None) for c in chain.calls)
+
+
 def _fields_of(members: list[Key]) -> list[LabelKey]:
     """The distinct fields ``(site, t, z)`` of a group's planes, in order."""
     return list(dict.fromkeys((k[0], k[1], k[3]) for k in members))
@@ -184,7 +189,12 @@ def _run_on_images(step: StepPlan, state: WellState) -> None:
         out, _ = _run_chain(step, chain, stack, state, fields, channel=members[0][2])
         targets = _targets(step, members, len(out))
         if chain.output == "image":
-            new_images.update(zip(targets, out, strict=True))
+            planes = dict(zip(targets, out, strict=True))  # one view per plane
+            new_images.update(planes)
+            if _only_plate_phase(chain):
+                # Corrected planes are raw / flat field, both kept (the plate
+                # and illumination.ome.zarr): not derived, so not stored.
+                state.raw.update(planes)
             continue
         new_images.update((k, state.images[k]) for k in members)
         for key, plane in zip(targets, out, strict=True):

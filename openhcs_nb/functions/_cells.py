@@ -34,6 +34,16 @@ from openhcs_nb.functions._threshold import li_value, otsu_value
 from openhcs_nb.spec import Function, LabelsName
 
 Threshold = Literal["otsu", "li", "triangle", "log_otsu", "log_triangle"]
+# Parameters identify_primary and identify_secondary share, declared once.
+Smoothing = Annotated[
+    float, Meta(ge=0, le=10, description="Gaussian sigma before thresholding")
+]
+ThresholdMethod = Annotated[
+    Threshold, Meta(description="how the foreground threshold is found")
+]
+ThresholdCorrection = Annotated[
+    float, Meta(ge=0.2, le=5, description="multiply the threshold by this")
+]
 _SHAPE_FEATURES = Literal[
     "area", "solidity", "eccentricity", "form_factor", "extent", "feret_max"
 ]
@@ -75,15 +85,9 @@ def _size_and_border(
 def _identify_primary(
     stack: np.ndarray,
     *,
-    smoothing: Annotated[
-        float, Meta(ge=0, le=10, description="Gaussian sigma before thresholding")
-    ] = 1.0,
-    threshold: Annotated[
-        Threshold, Meta(description="how the foreground threshold is found")
-    ] = "otsu",
-    threshold_correction: Annotated[
-        float, Meta(ge=0.2, le=5, description="multiply the threshold by this")
-    ] = 1.0,
+    smoothing: Smoothing = 1.0,
+    threshold: ThresholdMethod = "otsu",
+    threshold_correction: ThresholdCorrection = 1.0,
     declump: Annotated[
         Literal["shape", "intensity", "none"],
         Meta(description="split clumps by shape (distance) or by intensity peaks"),
@@ -139,15 +143,9 @@ def _identify_secondary(
         Literal["propagation", "watershed", "distance"],
         Meta(description="how cells grow from the seeds over the image"),
     ] = "propagation",
-    smoothing: Annotated[
-        float, Meta(ge=0, le=10, description="Gaussian sigma before thresholding")
-    ] = 1.0,
-    threshold: Annotated[
-        Threshold, Meta(description="how the cell foreground threshold is found")
-    ] = "otsu",
-    threshold_correction: Annotated[
-        float, Meta(ge=0.2, le=5, description="multiply the threshold by this")
-    ] = 1.0,
+    smoothing: Smoothing = 1.0,
+    threshold: ThresholdMethod = "log_triangle",
+    threshold_correction: ThresholdCorrection = 1.0,
     distance: Annotated[
         int, Meta(ge=0, le=500, description="farthest a cell reaches (px); 0: any")
     ] = 60,

@@ -10,7 +10,9 @@ images of the selected well, packed by :func:`~._images.pack_planes` into
 Where images come from is pluggable and separate from the transport:
 
 - the previews streamed in each ``WellEvent`` (``"image/<ch>"``,
-  ``"labels/<name>"``), kept per well as they arrive; or
+  ``"labels/<name>"``), kept as they arrive within ``preview_budget_bytes``
+  (the newest wells; a dropped well is fetched again from the followed
+  execution when selected, or says plainly that its preview was not kept); or
 - ``fetch_well(well, field) -> {name: array}``, called on a background thread
   when the user picks a well or field: :func:`preview_fetcher` (a server-side
   preview of any well and field) or :func:`full_resolution_fetcher` (the full
@@ -35,6 +37,7 @@ import anywidget
 import numpy as np
 import traitlets
 
+from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET, PreviewCache
 from openhcs_nb.jupyter._images import (
     CHANNEL_COLORS,
     auto_contrast,
@@ -47,6 +50,8 @@ from openhcs_nb.plates.model import split_well, well_name
 STATIC = Path(__file__).parent / "static"
 
 FetchWell = Callable[[str, int], Mapping[str, np.ndarray]]
+#: Fetches a finished well's streamed previews again (``Execution.previews``).
+Refetch = Callable[[str], Mapping[str, np.ndarray]]
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class _Fetched:
     field: int
     images: Mapping[str, np.ndarray] | None
     error: str | None
+    keep: bool = False  # keep the images as the well's previews
 
 
 class PlateViewer(anywidget.AnyWidget):
@@ -84,6 +90,7 @@ class PlateViewer(anywidget.AnyWidget):
     Build it with a plate layout (``Connection.plate_info(plate)``, a
     ``PlateLayout`` or anything with ``rows``, ``columns``, ``wells``,
     ``fields`` and ``name``) and call :meth:`follow` with an execution.
+    Streamed previews are kept up to ``preview_budget_bytes`` (newest wells).
     """
 
     _esm = STATIC / "plate_viewer.js"
@@ -115,11 +122,14 @@ class PlateViewer(anywidget.AnyWidget):
         fetch_well: FetchWell | None = None,
         interval: float = DEFAULT_INTERVAL,
         loop: Any | None = None,
+        preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._fetch_well = fetch_well
-        self._previews: dict[str, dict[str, np.ndarray]] = {}
+        self._previews: PreviewCache[str] = PreviewCache(preview_budget_bytes)
+        self._streamed: set[str] = set()  # wells that came with previews
+        self._refetch: Refetch | None = None
         self._request = 0
         self._writer: CoalescingWriter[Any] = CoalescingWriter(
             self._apply, interval=interval, loop=loop
@@ -142,9 +152,12 @@ class PlateViewer(anywidget.AnyWidget):
     def follow(self, execution: Any) -> PlateViewer:
         """Fill the plate in as ``execution`` reports wells; returns ``self``.
 
-        ``execution`` needs ``on_well(callback)``; ``add_done_callback`` and
-        ``requested_wells`` are used when present.
+        ``execution`` needs ``on_well(callback)``; ``add_done_callback``,
+        ``requested_wells`` and ``previews(well)`` (to load a well whose
+        previews were not kept) are used when present.
         """
+        refetch = getattr(execution, "previews", None)
+        self._refetch = refetch if callable(refetch) else None
         requested = tuple(getattr(execution, "requested_wells", ()) or ())
         self._writer.put(_Queued(requested or tuple(self.wells)))
         self._writer.put(_RunState(str(getattr(execution, "state", "running"))))
@@ -184,23 +197,29 @@ class PlateViewer(anywidget.AnyWidget):
         if self._fetch_well is None:
             self._writer.put(_Load(request, well, field))
             return
+        self._start_fetch(request, well, field, self._fetch_well, keep=False)
+
+    def _start_fetch(
+        self, request: int, well: str, field: int, fetch: FetchWell, *, keep: bool
+    ) -> None:
+        """Run ``fetch(well, field)`` off the kernel's thread; the writer shows it."""
         threading.Thread(
             target=self._fetch,
-            args=(request, well, field),
+            args=(request, well, field, fetch, keep),
             name=f"openhcs-viewer-fetch {well}",
             daemon=True,
         ).start()
 
-    def _fetch(self, request: int, well: str, field: int) -> None:
-        assert self._fetch_well is not None
+    def _fetch(
+        self, request: int, well: str, field: int, fetch: FetchWell, keep: bool
+    ) -> None:
         try:
-            images = dict(self._fetch_well(well, field))
+            images = dict(fetch(well, field))
         except Exception as exc:
-            self._writer.put(
-                _Fetched(request, well, field, None, f"{type(exc).__name__}: {exc}")
-            )
+            error = f"{type(exc).__name__}: {exc}"
+            self._writer.put(_Fetched(request, well, field, None, error))
             return
-        self._writer.put(_Fetched(request, well, field, images, None))
+        self._writer.put(_Fetched(request, well, field, images, None, keep))
 
     def _apply(self, items: list[Any]) -> None:
         """Apply one batch: one trait assignment per changed trait."""
@@ -208,7 +227,7 @@ class PlateViewer(anywidget.AnyWidget):
         values = dict(self.values)
         errors = dict(self.errors)
         reload_selected = False
-        first_with_images = ""
+        first_with_images = last_with_images = ""
         shown: _Fetched | None = None
         run_state = self.run_state
         for item in items:
@@ -221,10 +240,9 @@ class PlateViewer(anywidget.AnyWidget):
                 if item.request == self._request:
                     reload_selected = True
             elif isinstance(item, _Fetched):
-                if item.request == -1:
-                    self._previews[item.well] = dict(item.images or {})
-                    shown = item
-                elif item.request == self._request:
+                if item.request == -1 or item.keep:
+                    self._keep(item.well, item.images or {})
+                if item.request in (-1, self._request):
                     shown = item
             else:  # a WellEvent
                 well = str(item.well)
@@ -238,8 +256,11 @@ class PlateViewer(anywidget.AnyWidget):
                     errors[well] = str(item.error)
                 previews = getattr(item, "previews", None)
                 if previews:
-                    self._previews[well] = dict(previews)
+                    self._keep(well, previews)
                     first_with_images = first_with_images or well
+                    last_with_images = well
+                elif getattr(item, "previews_dropped", False):
+                    self._streamed.add(well)  # replayed after the client dropped them
                 reload_selected |= well == self.selected_well
         with self.hold_sync():
             self._grow_layout(status)
@@ -256,7 +277,9 @@ class PlateViewer(anywidget.AnyWidget):
                 elif status.get(self.selected_well) == "done":
                     self._on_selection(None)
         if not self.selected_well and first_with_images:
-            self.selected_well = first_with_images  # loads via _on_selection
+            # The first well to finish, unless a long batch already dropped it.
+            kept = first_with_images in self._previews
+            self.selected_well = first_with_images if kept else last_with_images
 
     def _show_fetched(self, item: _Fetched) -> None:
         if item.request == -1 and item.well != self.selected_well:
@@ -267,9 +290,20 @@ class PlateViewer(anywidget.AnyWidget):
             self.message = f"{item.well} field {item.field}: {item.error}"
             return
         self._show_images(item.well, item.field, item.images or {})
+        if not item.images:
+            self.message = f"no images for {item.well} field {item.field}"
+
+    def _keep(self, well: str, images: Mapping[str, np.ndarray]) -> None:
+        """Keep ``images`` as ``well``'s previews, within the byte budget."""
+        if images:
+            self._streamed.add(well)
+        self._previews.put(well, images)
 
     def _show_local(self, well: str, field: int) -> None:
-        images = self._previews.get(well, {})
+        images = self._previews.get(well) or {}
+        if not images and well in self._streamed:
+            self._show_dropped(well, field)
+            return
         self._show_images(well, field, images)
         if not images:
             why = self.errors.get(well) or f"no images for {well} yet"
@@ -279,6 +313,21 @@ class PlateViewer(anywidget.AnyWidget):
                 f"only field 0 of {well} was streamed; pass fetch_well=... to "
                 "PlateViewer to browse other fields"
             )
+
+    def _show_dropped(self, well: str, field: int) -> None:
+        """A well whose previews were not kept: load them again, or say so."""
+        self._show_images(well, field, {})
+        if self._refetch is None:
+            self.message = (
+                f"{well}: its preview was not kept in memory (newer wells "
+                "filled the preview budget)"
+            )
+            return
+        refetch = self._refetch
+        self.message = f"{well}: loading its preview (it was not kept in memory)…"
+        self._start_fetch(
+            self._request, well, field, lambda w, _field: refetch(w), keep=True
+        )
 
     def _show_images(
         self, well: str, field: int, images: Mapping[str, np.ndarray]

@@ -62,11 +62,12 @@ class Target:
         return int(self.meta.plate_id)
 
 
-def write_rois(
-    target: Target, store: Path
-) -> dict[tuple[str, int, int, int, int], int]:
-    """Mask ROIs per field; ``(well, site, t, z, label) -> roi id`` (last set)."""
-    out: dict[tuple[str, int, int, int, int], int] = {}
+RoiKey = tuple[str, str, int, int, int, int]  # set, well, site, t, z, label
+
+
+def write_rois(target: Target, store: Path) -> dict[RoiKey, int]:
+    """Mask ROIs per field; ``(set, well, site, t, z, label) -> roi id``."""
+    out: dict[RoiKey, int] = {}
     settings, report = target.session.settings, target.report
     if settings.labels != "rois":
         return out
@@ -86,7 +87,9 @@ def write_rois(
             saved = update.saveAndReturnArray(rois, target.ctx)
             ids = [int(r.id.val) for r in saved]
             target.created.rois.extend(ids)
-            out.update({(well, site, *k): i for k, i in zip(keys, ids, strict=True)})
+            out.update(
+                {(name, well, site, *k): i for k, i in zip(keys, ids, strict=True)}
+            )
     report.rois = len(target.created.rois)
     return out
 
@@ -109,9 +112,7 @@ def _labels(store: Path, well: str, site: int) -> dict[str, np.ndarray]:
     }
 
 
-def write_tables(
-    target: Target, results: Any, roi_ids: dict[tuple[str, int, int, int, int], int]
-) -> None:
+def write_tables(target: Target, results: Any, roi_ids: dict[RoiKey, int]) -> None:
     """The per-well (bulk annotation) table and, if asked, the per-object one."""
     meta, report = target.meta, target.report
     wells = results.wells[results.wells["well"].isin(meta.well_ids)]
@@ -139,14 +140,23 @@ def write_tables(
             Column("StringColumn", "Well Name", [w for w, _ in keys]),
         ]
         if roi_ids and {"label", "t", "z"} <= set(objects.columns):
+            # Rows name their object set; tables from before object sets
+            # belong to the last labels set written.
+            last = sorted({k[0] for k in roi_ids})[-1] if roi_ids else ""
+            sets = (
+                objects["object_set"].astype(str)
+                if "object_set" in objects
+                else [last] * len(objects)
+            )
             planes = zip(
+                sets,
                 keys,
                 objects["t"].astype(int),
                 objects["z"].astype(int),
                 objects["label"].astype(int),
                 strict=True,
             )
-            rois = [roi_ids.get((w, s, t, z, n)) for (w, s), t, z, n in planes]
+            rois = [roi_ids.get((o, w, s, t, z, n)) for o, (w, s), t, z, n in planes]
             if all(r is not None for r in rois):
                 columns.append(id_column("RoiColumn", "Roi", rois))  # type: ignore[arg-type]
         columns += measurement_columns(objects, skip=("well",))

@@ -72,10 +72,10 @@ def run_phase_task(
 
 
 def failure_cause(item: str, payload: Any) -> str:
-    """The one-line cause that fails a run whose phase failed on a well."""
+    """Why a well was left out of the fit, in one line for the log."""
     well = item[len(plate_phase.PHASE_PREFIX) :]
     kind, message = (payload[0], payload[1]) if payload else ("error", "")
-    return f"illumination fit failed reading well {well}: {kind}: {message}"
+    return f"well {well} left out of the illumination fit: {kind}: {message}"
 
 
 def progress_draft(active: Any) -> Any:

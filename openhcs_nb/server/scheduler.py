@@ -288,16 +288,22 @@ class Scheduler:
         finally:
             with self._cond:
                 active.running.pop(well, None)
-                settled = (
-                    not active.running
-                    and not active.pending
-                    and active in self._policy.running
-                )
-                if settled:
-                    self._policy.remove(active)
-                self._cond.notify_all()
+                settled = self._settle_locked(active)
         if settled and not self._stopping:
             self._finish(active)
+
+    def _settle_locked(self, active: ActiveExecution) -> bool:
+        """With the lock held: drop an execution with nothing left to run.
+
+        True when this call settled it, so the caller finishes it.
+        """
+        settled = (
+            not active.running and not active.pending and active in self._policy.running
+        )
+        if settled:
+            self._policy.remove(active)
+        self._cond.notify_all()
+        return settled
 
     def _run_phase_item(
         self, worker: Worker, active: ActiveExecution, item: str
@@ -319,12 +325,13 @@ class Scheduler:
             except Exception as exc:  # a full disk fails the run, as for wells
                 cause = describe_fault(exc, "the job store")
         elif status != "cancelled":
-            cause = failure_cause(item, payload)
+            # The well is left out of the fit; it fails on its own later.
+            log.warning("execution %s: %s", active.id, failure_cause(item, payload))
         with self._cond:
             active.running.pop(item, None)
             fit_now = (
                 cause is None
-                and status == "ok"
+                and status != "cancelled"
                 and not active.running
                 and not active.pending
                 and active.phase is not None
@@ -345,14 +352,7 @@ class Scheduler:
             self._fault(active, cause)
             return
         with self._cond:
-            settled = (
-                not active.running
-                and not active.pending
-                and active in self._policy.running
-            )
-            if settled:
-                self._policy.remove(active)
-            self._cond.notify_all()
+            settled = self._settle_locked(active)
         if settled and not self._stopping:
             self._finish(active)
 

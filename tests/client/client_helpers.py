@@ -9,10 +9,15 @@ SMALL = "small.ome.zarr"
 
 
 def slow_pipeline(blurs: int = 20) -> Pipeline:
-    """The default pipeline behind a chain of blurs, so wells take a while."""
+    """The default pipeline with a chain of blurs after its illumination step.
+
+    The blurs make wells take a while; the illumination correction stays
+    first, where the plate-level phase needs it.
+    """
     blur = Step(
         name="slow",
         func={1: [(gaussian_blur, {"sigma": 6.0})] * blurs},
         group_by="channel",
     )
-    return Pipeline("slow", (blur, *default_pipeline().steps))
+    first, *rest = default_pipeline().steps
+    return Pipeline("slow", (first, blur, *rest))

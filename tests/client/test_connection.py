@@ -73,7 +73,7 @@ def test_when_pipeline_code_is_refused_then_line_and_col_are_given(conn):
 
 
 def test_when_previewing_then_images_come_back_writable(conn):
-    result = conn.preview(default_pipeline(), SMALL, "A01", upto=1, max_size=64)
+    result = conn.preview(default_pipeline(), SMALL, "A01", upto=2, max_size=64)
     assert result.well == "A01"
     assert result.images
     assert any(name.startswith("labels/") for name in result.images)

@@ -46,6 +46,7 @@ RANGES = {
     ("identify_primary", "smoothing"): (0, 10),
     ("identify_primary", "threshold_correction"): (0.2, 5),
     ("identify_primary", "min_distance"): (1, 100),
+    ("identify_primary", "declump_smoothing"): (0, 20),
     ("identify_primary", "min_size"): (0, 5_000),
     ("identify_primary", "max_size"): (1, 1_000_000),
     ("identify_secondary", "smoothing"): (0, 10),

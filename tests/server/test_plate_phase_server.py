@@ -77,7 +77,9 @@ def test_a_kill_9_mid_phase_resumes_without_redoing_finished_wells(
         server.kill()
 
 
-def test_phase_progress_streams_before_the_wells(tmp_path: Path, lit_root: Path) -> None:
+def test_phase_progress_streams_before_the_wells(
+    tmp_path: Path, lit_root: Path
+) -> None:
     server = ServerProcess(tmp_path / "server", lit_root, workers=2).start()
     try:
         with connect(server.address, timeout=10.0) as conn:
