@@ -181,7 +181,8 @@ WELLS = ["A01", "A02", "A03", "B01", "B02", "B03"]
 
 
 def test_when_a_plate_outgrows_the_budget_then_kept_bytes_stay_under_it(demo_server):
-    budget = 900_000  # two wells of 128² previews (5 planes x 4 B = 320 KiB each)
+    # Two wells of 128² previews: 2 uint16 channels + int32 nuclei = 128 KiB each.
+    budget = 300_000
     with connect(demo_server.address, preview_budget_bytes=budget) as conn:
         execution = conn.submit(default_pipeline(), SMALL, preview_size=128)
         peaks: list[int] = []
