@@ -246,8 +246,8 @@ def _plate_phase(
                 found = IlluminationPhase(
                     channels=channels,
                     channel_names=tuple(layout.channels[c] for c in channels),
-                    smoothing=float(kwargs.get("smoothing", 0.1)),  # type: ignore[arg-type]
-                    method=str(kwargs.get("method", "background")),
+                    smoothing=float(kwargs["smoothing"]),  # type: ignore[arg-type]
+                    method=str(kwargs["method"]),
                 )
     return found
 

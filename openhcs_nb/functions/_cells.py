@@ -82,6 +82,20 @@ def _size_and_border(
     return keep_within(labels, values, low=min_size, high=max_size)
 
 
+def _required_planes(value: object, param: str, function: str) -> np.ndarray:
+    """A labels-name parameter's planes as ``(n, y, x)``; it must name a set.
+
+    Raises
+    ------
+    PipelineError
+        The parameter names no labels (or a direct call passed a name).
+    """
+    planes = labels_argument(value, param, function)
+    if planes is None:
+        raise PipelineError(f"{function} needs labels for {param}", field=param)
+    return planes[None] if planes.ndim == 2 else planes
+
+
 def _identify_primary(
     stack: np.ndarray,
     *,
@@ -156,11 +170,7 @@ def _identify_secondary(
 ) -> np.ndarray:
     """Cells grown from ``seeds`` over each plane; cell i holds nucleus i."""
     stack = as_stack(stack, "identify_secondary")
-    seed_planes = labels_argument(seeds, "seeds", "identify_secondary")
-    if seed_planes is None:
-        raise PipelineError("identify_secondary needs seeds", field="seeds")
-    if seed_planes.ndim == 2:
-        seed_planes = seed_planes[None]
+    seed_planes = _required_planes(seeds, "seeds", "identify_secondary")
     smooth = gaussian_stack(stack, smoothing)
     out = np.zeros(stack.shape, dtype=np.int32)
     for i, plane in enumerate(smooth):
@@ -188,13 +198,7 @@ def _identify_tertiary(
 ) -> np.ndarray:
     """Each object minus the overlapping smaller object, keeping its id."""
     stack = as_stack(stack, "identify_tertiary")
-    smaller = labels_argument(subtract, "subtract", "identify_tertiary")
-    if smaller is None:
-        raise PipelineError(
-            "identify_tertiary needs objects to subtract", field="subtract"
-        )
-    if smaller.ndim == 2:
-        smaller = smaller[None]
+    smaller = _required_planes(subtract, "subtract", "identify_tertiary")
     out = np.empty(stack.shape, dtype=np.int32)
     for i, plane in enumerate(stack):
         inner = as_labels_plane(smaller[i], plane.shape, "identify_tertiary")

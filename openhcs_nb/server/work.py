@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -315,12 +316,11 @@ class Work:
             pipeline, plate, wells, device=self._device, code=record.pipeline_code
         )
         pending = self.h.store.pending_wells(record.id)
-        active = _active(record, plan, self.h.results_root / record.id, 0)
-        active.pending = deque(pending)
+        preview_size = int(record.options.get("preview_size", 256))
+        out = self.h.results_root / record.id
+        active = _active(record, plan, out, preview_size, pending)
         active.done, active.failed = record.done, record.failed
-        active.preview_size = int(record.options.get("preview_size", 256))
         active.plate = carried
-        prepare_phase(active)
         log.info("execution %s resumes: %d wells left", record.id, len(pending))
         if active.pending:
             self.h.scheduler.enqueue(active)
@@ -370,15 +370,20 @@ def _preview_size(asked: int) -> int:
 
 
 def _active(
-    record: ExecutionRecord, plan: Any, out: Path, preview_size: int
+    record: ExecutionRecord,
+    plan: Any,
+    out: Path,
+    preview_size: int,
+    pending: Sequence[str] | None = None,
 ) -> ActiveExecution:
+    """The scheduler's view of a run: its wells to do, behind any plate phase."""
     active = ActiveExecution(
         id=record.id,
         user=record.user,
         plan=plan,
         out=out,
         preview_size=preview_size,
-        pending=deque(plan.wells),
+        pending=deque(plan.wells if pending is None else pending),
         total=len(plan.wells),
     )
     prepare_phase(active)
