@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from multiuser import Users
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.protocol import (
     ErrorReply,
     Fetch,
@@ -232,7 +232,7 @@ class Attacker:
 
     def _attack(self, talk: zmq.Socket, deaf: zmq.Socket, end: float) -> None:
         """Each phase in turn; one that fails is reported and the next goes on."""
-        code = default_pipeline().to_code()
+        code = nuclei_count_pipeline().to_code()
         phases: tuple[tuple[str, Callable[[], None]], ...] = (
             ("own run", lambda: self._own_run(talk, code)),
             (

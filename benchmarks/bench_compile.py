@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from openhcs_nb import compile_pipeline, default_pipeline, open_plate
+from openhcs_nb import compile_pipeline, nuclei_count_pipeline, open_plate
 from openhcs_nb.plates.model import Plate, PlateLayout, row_letters, well_name
 from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
 
@@ -50,7 +50,7 @@ def timed(fn, repeats: int = 7) -> float:
 
 
 def main() -> None:
-    pipeline = default_pipeline()
+    pipeline = nuclei_count_pipeline()
     plate = layout_384()
     compile_s = timed(lambda: compile_pipeline(pipeline, plate))
     with tempfile.TemporaryDirectory() as tmp:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dill
 
-from openhcs_nb import Pipeline, Step, default_pipeline
+from openhcs_nb import Pipeline, Step, nuclei_count_pipeline
 from openhcs_nb.functions import gaussian_blur, percentile_normalize, project_z
 
 
 def bigger_pipeline() -> Pipeline:
-    base = default_pipeline()
+    base = nuclei_count_pipeline()
     extra = (
         Step(
             name="mip", func=(project_z, {"method": "max"}), variable_components=["z"]
@@ -33,7 +33,7 @@ def main() -> None:
     print(
         f"{'pipeline':<10}{'code B':>9}{'dill B':>9}{'ratio':>8}{'dill-rec B':>12}{'ratio':>8}"
     )
-    for pipeline in (default_pipeline(), bigger_pipeline()):
+    for pipeline in (nuclei_count_pipeline(), bigger_pipeline()):
         code = len(pipeline.to_code().encode())
         plain = len(dill.dumps(pipeline))
         recursive = len(dill.dumps(pipeline, recurse=True, byref=False))

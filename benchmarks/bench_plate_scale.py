@@ -37,7 +37,7 @@ from pathlib import Path
 
 import psutil
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.client import connect
 from openhcs_nb.plates.demo import cache_root, ensure_plate
 from openhcs_nb.plates.synthetic import SyntheticPlateSpec
@@ -232,7 +232,7 @@ def run_once(server: LocalServer, ref: str, wells: int, results: Path) -> Run:
     try:
         with PeakRss(server.process.pid) as rss:
             start = time.perf_counter()
-            run = conn.submit(default_pipeline(), ref)
+            run = conn.submit(nuclei_count_pipeline(), ref)
             table = run.result(timeout=1800)
             seconds = time.perf_counter() - start
         cpu_after = cpu_seconds(server.process.pid)

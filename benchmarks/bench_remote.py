@@ -26,7 +26,7 @@ import numpy as np
 import psutil
 import zmq
 
-from openhcs_nb import default_pipeline, demo_plate, run_local
+from openhcs_nb import demo_plate, nuclei_count_pipeline, run_local
 from openhcs_nb.client import connect
 from openhcs_nb.protocol import (
     ArrayPacker,
@@ -47,7 +47,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def wall_times(tmp: Path, repeats: int) -> tuple[float, float, list[float], int]:
     plate = demo_plate()
-    pipeline = default_pipeline()
+    pipeline = nuclei_count_pipeline()
     local: list[float] = []
     remote: list[float] = []
     latencies: list[float] = []
@@ -96,7 +96,7 @@ def rss_growth(tmp: Path, runs: int) -> tuple[float, float, float]:
         after: list[float] = []
         for _ in range(runs):
             conn.submit(
-                default_pipeline(), "demo", wells=["A01", "B02", "C03", "D04"]
+                nuclei_count_pipeline(), "demo", wells=["A01", "B02", "C03", "D04"]
             ).result()
             workers = sum(c.memory_info().rss for c in proc.children(recursive=True))
             after.append((proc.memory_info().rss, workers))
@@ -115,7 +115,7 @@ def cancel_latency(tmp: Path, repeats: int = 3) -> tuple[float, list[float]]:
         func={1: [(gaussian_blur, {"sigma": 8.0})] * 60},
         group_by="channel",
     )
-    pipeline = Pipeline("slow", (slow, *default_pipeline().steps))
+    pipeline = Pipeline("slow", (slow, *nuclei_count_pipeline().steps))
     args = [
         "--demo",
         "--port",
@@ -227,8 +227,8 @@ def main() -> None:
         rss_first, rss_last, worker_ratio = rss_growth(Path(tmp), args.rss_runs)
         ready, cancels = cancel_latency(Path(tmp))
     ours, raw = stream_ratio()
-    code = len(default_pipeline().to_code().encode())
-    pickled = len(dill.dumps(default_pipeline()))
+    code = len(nuclei_count_pipeline().to_code().encode())
+    pickled = len(dill.dumps(nuclei_count_pipeline()))
     print(f"demo plate, {wells} wells, {WORKERS} workers, median of {args.repeats}")
     print(f"  in-process          {local:7.2f} s")
     print(

@@ -6,7 +6,7 @@ One real ``openhcs-server`` process on loopback, CurveZMQ on, one key per user
 (``tests/multiuser.py``), a small synthetic OME-Zarr plate, 2 workers.
 
 - ``users - 1`` honest users, one thread and one ``openhcs_nb.connect`` each:
-  two previews, one submit of ``default_pipeline()`` on ``--wells`` wells,
+  two previews, one submit of ``nuclei_count_pipeline()`` on ``--wells`` wells,
   ``status`` / ``executions`` now and then (each call timed), then the result.
 - One attacker on raw ZeroMQ sockets, with its own key: floods commands all
   along without reading the replies (a burst of 4000, then 200 every 50 ms),
@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from multiuser import Users, make_users
 
-from openhcs_nb import connect, default_pipeline
+from openhcs_nb import connect, nuclei_count_pipeline
 from openhcs_nb.client import RemoteBusy
 from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
@@ -194,7 +194,7 @@ def honest_user(
     leak: list[tuple[str, str]] | None = None,
 ) -> Honest:
     """One notebook user: previews, one run, status now and then, the result."""
-    pipeline = default_pipeline()
+    pipeline = nuclei_count_pipeline()
     rng = random.Random(me.name)
     conn = None
     try:
@@ -272,8 +272,8 @@ def warm_up(address: str, users: Users, name: str, limit: float) -> list[str]:
     """Import and warm the workers once, before any timing; the plate's wells."""
     with connect(address, **users.connect_args(name), timeout=60.0) as probe:
         wells = list(probe.plate_info(PLATE).wells)
-        probe.preview(default_pipeline(), PLATE, wells[0], max_size=128)
-        probe.submit(default_pipeline(), PLATE).result(limit)
+        probe.preview(nuclei_count_pipeline(), PLATE, wells[0], max_size=128)
+        probe.submit(nuclei_count_pipeline(), PLATE).result(limit)
     return wells
 
 

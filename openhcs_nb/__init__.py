@@ -11,7 +11,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 from openhcs_nb.client import Connection, Execution, RemoteError, connect
-from openhcs_nb.defaults import cells_pipeline, default_pipeline
+from openhcs_nb.defaults import (
+    cells_pipeline,
+    default_pipeline,
+    nuclei_count_pipeline,
+)
 from openhcs_nb.errors import (
     CompileError,
     OpenHCSError,
@@ -51,6 +55,7 @@ __all__ = [
     "demo_plate",
     "load_ipython_extension",
     "load_pipeline",
+    "nuclei_count_pipeline",
     "open_plate",
     "run_local",
 ]

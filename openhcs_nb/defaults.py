@@ -98,7 +98,7 @@ def cells_pipeline(
     )
 
 
-def default_pipeline(channel: int | str = 0) -> Pipeline:
+def nuclei_count_pipeline(channel: int | str = 0) -> Pipeline:
     """Segment nuclei in ``channel`` and measure all channels per nucleus."""
     nuclei = [
         (subtract_background, {"radius": 40}),
@@ -115,3 +115,10 @@ def default_pipeline(channel: int | str = 0) -> Pipeline:
             Step(name="measure", func=measure_objects, variable_components=["channel"]),
         ),
     )
+
+
+def default_pipeline(
+    channel: int | str = 0, cell_channel: int | str | None = 1
+) -> Pipeline:
+    """What a run without a pipeline gets: :func:`cells_pipeline`."""
+    return cells_pipeline(channel, cell_channel)

@@ -7,7 +7,7 @@ import sys
 
 import pandas as pd
 
-from openhcs_nb import Pipeline, Step, default_pipeline
+from openhcs_nb import Pipeline, Step, nuclei_count_pipeline
 from openhcs_nb.functions import gaussian_blur, label_objects, threshold_otsu
 
 
@@ -64,7 +64,7 @@ def test_when_pipeline_file_given_then_it_is_used(small_plate_path, tmp_path):
     assert result.returncode == 0, result.stderr
     assert (out / "pipeline.py").read_text() == pipeline.to_code()
     assert list(pd.read_parquet(out / "wells.parquet").well) == ["A01"]
-    assert pipeline != default_pipeline()
+    assert pipeline != nuclei_count_pipeline()
 
 
 def test_when_pipeline_file_is_hostile_then_exit_2_names_the_line(

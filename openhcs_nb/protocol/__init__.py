@@ -57,6 +57,7 @@ from openhcs_nb.protocol.events import (
     Started,
     WellDone,
     WellFailed,
+    WellStarted,
 )
 from openhcs_nb.protocol.messages import (
     Cancel,
@@ -145,6 +146,7 @@ __all__ = [
     "VersionMismatch",
     "WellDone",
     "WellFailed",
+    "WellStarted",
     "catalogue_to_wire",
     "decode_client",
     "decode_event",

@@ -41,6 +41,12 @@ class Started(_Event, kw_only=True):
     workers: int
 
 
+class WellStarted(_Event, kw_only=True):
+    """A worker took ``well``; a viewer marks it running until it is done or failed."""
+
+    well: str
+
+
 class WellDone(_Event, kw_only=True):
     """One well finished; its results are already stored on the server.
 
@@ -83,4 +89,4 @@ class Finished(_Event, kw_only=True):
     error: str | None = None
 
 
-Event = Queued | Started | WellDone | WellFailed | Progress | Finished
+Event = Queued | Started | WellStarted | WellDone | WellFailed | Progress | Finished

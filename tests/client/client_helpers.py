@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from openhcs_nb import Pipeline, Step, default_pipeline
+from openhcs_nb import Pipeline, Step, nuclei_count_pipeline
 from openhcs_nb.functions import gaussian_blur
 
 SMALL = "small.ome.zarr"
@@ -19,5 +19,5 @@ def slow_pipeline(blurs: int = 20) -> Pipeline:
         func={1: [(gaussian_blur, {"sigma": 6.0})] * blurs},
         group_by="channel",
     )
-    first, *rest = default_pipeline().steps
+    first, *rest = nuclei_count_pipeline().steps
     return Pipeline("slow", (first, blur, *rest))

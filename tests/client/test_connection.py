@@ -9,7 +9,7 @@ import pytest
 import zmq
 from client_helpers import SMALL
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.client import (
     RemotePipelineCodeError,
     RemoteUnknownExecution,
@@ -59,11 +59,11 @@ def test_when_plate_is_unknown_then_remote_unknown_plate(conn):
     with pytest.raises(RemoteUnknownPlate):
         conn.plate_info("nope.ome.zarr")
     with pytest.raises(RemoteUnknownPlate):
-        conn.submit(default_pipeline(), "nope.ome.zarr")
+        conn.submit(nuclei_count_pipeline(), "nope.ome.zarr")
 
 
 def test_when_pipeline_code_is_refused_then_line_and_col_are_given(conn):
-    code = default_pipeline().to_code() + "\nimport os\n"
+    code = nuclei_count_pipeline().to_code() + "\nimport os\n"
     with pytest.raises(RemotePipelineCodeError) as info:
         conn.submit(code, SMALL)
     lines = code.splitlines()
@@ -73,7 +73,7 @@ def test_when_pipeline_code_is_refused_then_line_and_col_are_given(conn):
 
 
 def test_when_previewing_then_images_come_back_writable(conn):
-    result = conn.preview(default_pipeline(), SMALL, "A01", upto=2, max_size=64)
+    result = conn.preview(nuclei_count_pipeline(), SMALL, "A01", upto=2, max_size=64)
     assert result.well == "A01"
     assert result.images
     assert any(name.startswith("labels/") for name in result.images)
@@ -86,7 +86,7 @@ def test_when_previewing_then_images_come_back_writable(conn):
 
 def test_when_preview_well_is_not_on_the_plate_then_remote_unknown_well(conn):
     with pytest.raises(RemoteUnknownWell):
-        conn.preview(default_pipeline(), SMALL, "H12")
+        conn.preview(nuclei_count_pipeline(), SMALL, "H12")
 
 
 def test_when_execution_id_is_unknown_then_status_and_attach_refuse(conn):

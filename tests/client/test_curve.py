@@ -6,7 +6,7 @@ import pytest
 from client_helpers import SMALL
 from server_process import ServerProcess
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.client import ServerUnavailable, connect
 from openhcs_nb.server.keys import generate_keys
 
@@ -31,7 +31,7 @@ def test_when_keys_match_then_commands_and_events_flow_encrypted(curve_server):
     with connect(server.address, server_public, client_keys=alice) as conn:
         assert conn.server_info is not None
         assert conn.server_info.user == "alice"
-        execution = conn.submit(default_pipeline(), SMALL, wells=["A01", "B02"])
+        execution = conn.submit(nuclei_count_pipeline(), SMALL, wells=["A01", "B02"])
         seen = list(execution)  # events arrive over the encrypted SUB
         assert sorted(w.well for w in seen) == ["A01", "B02"]
         assert execution.state == "done"

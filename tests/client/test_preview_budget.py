@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from client_helpers import SMALL
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.client import WellEvent, connect
 from openhcs_nb.client._dispatch import CallbackThread
 from openhcs_nb.client._preview_cache import PreviewCache, previews_nbytes
@@ -184,7 +184,7 @@ def test_when_a_plate_outgrows_the_budget_then_kept_bytes_stay_under_it(demo_ser
     # Two wells of 128² previews: 2 uint16 channels + int32 nuclei = 128 KiB each.
     budget = 300_000
     with connect(demo_server.address, preview_budget_bytes=budget) as conn:
-        execution = conn.submit(default_pipeline(), SMALL, preview_size=128)
+        execution = conn.submit(nuclei_count_pipeline(), SMALL, preview_size=128)
         peaks: list[int] = []
         streamed: dict[str, dict[str, np.ndarray]] = {}
 
@@ -220,7 +220,7 @@ def test_when_a_plate_outgrows_the_budget_then_kept_bytes_stay_under_it(demo_ser
 
 def test_when_a_finished_handle_is_dropped_then_its_previews_go_too(demo_server):
     with connect(demo_server.address) as conn:
-        execution = conn.submit(default_pipeline(), SMALL, wells=["A01", "B02"])
+        execution = conn.submit(nuclei_count_pipeline(), SMALL, wells=["A01", "B02"])
         execution.result(timeout=120)
         done = threading.Event()
         execution.add_done_callback(lambda _: done.set())

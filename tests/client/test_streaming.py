@@ -12,7 +12,7 @@ import pytest
 from client_helpers import SMALL, slow_pipeline
 from server_process import ServerProcess
 
-from openhcs_nb import default_pipeline, run_local
+from openhcs_nb import nuclei_count_pipeline, run_local
 from openhcs_nb.client import ConnectionClosed, Execution, WellEvent, connect
 from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
 
@@ -27,9 +27,9 @@ def callbacks_drained(execution: Execution) -> None:
 
 
 def test_when_run_remotely_then_the_table_equals_run_local(conn, small_plate_path):
-    execution = conn.submit(default_pipeline(), SMALL, label="same as local")
+    execution = conn.submit(nuclei_count_pipeline(), SMALL, label="same as local")
     remote = execution.result(timeout=120)
-    local = run_local(default_pipeline(), small_plate_path, workers=0).wells
+    local = run_local(nuclei_count_pipeline(), small_plate_path, workers=0).wells
     assert list(remote.columns) == list(local.columns)
     pd.testing.assert_frame_equal(remote, local)
     assert execution.state == "done"
@@ -40,7 +40,7 @@ def test_when_run_remotely_then_the_table_equals_run_local(conn, small_plate_pat
 def test_when_watching_then_each_well_reaches_callbacks_once_and_late_ones_replay(
     conn,
 ):
-    execution = conn.submit(default_pipeline(), SMALL)
+    execution = conn.submit(nuclei_count_pipeline(), SMALL)
     early: list[WellEvent] = []
     execution.on_well(early.append)
     execution.result(timeout=120)
@@ -56,7 +56,7 @@ def test_when_watching_then_each_well_reaches_callbacks_once_and_late_ones_repla
 
 
 def test_when_iterating_then_every_well_is_yielded_until_the_end(conn):
-    execution = conn.submit(default_pipeline(), SMALL)
+    execution = conn.submit(nuclei_count_pipeline(), SMALL)
     assert sorted(event.well for event in execution) == WELLS
     assert execution.done()
     # A second loop after the end replays the wells already seen.
@@ -111,7 +111,7 @@ def test_when_attached_from_a_new_connection_mid_run_then_it_gets_every_well(
 
 
 def test_when_attached_after_the_end_then_everything_is_still_there(demo_server, conn):
-    first = conn.submit(default_pipeline(), SMALL).result(timeout=120)
+    first = conn.submit(nuclei_count_pipeline(), SMALL).result(timeout=120)
     execution_id = conn.executions()[0].execution_id
     with connect(demo_server.address) as late:
         again = late.attach(execution_id)
@@ -122,7 +122,7 @@ def test_when_attached_after_the_end_then_everything_is_still_there(demo_server,
 
 
 def test_when_attached_twice_then_the_same_handle_is_returned(conn):
-    execution = conn.submit(default_pipeline(), SMALL)
+    execution = conn.submit(nuclei_count_pipeline(), SMALL)
     assert conn.attach(execution.id) is execution
     execution.wait(120)
 
@@ -139,7 +139,7 @@ def test_when_cancelled_mid_run_then_state_is_cancelled_and_table_is_partial(con
 
 
 def test_when_executions_are_listed_then_html_shows_them(conn):
-    execution = conn.submit(default_pipeline(), SMALL, label="listed")
+    execution = conn.submit(nuclei_count_pipeline(), SMALL, label="listed")
     execution.wait(120)
     html = conn._repr_html_()
     assert execution.id in html
@@ -150,7 +150,7 @@ def test_when_executions_are_listed_then_html_shows_them(conn):
 
 
 def test_when_full_resolution_is_fetched_then_images_are_plate_sized(conn):
-    execution = conn.submit(default_pipeline(), SMALL, preview_size=64)
+    execution = conn.submit(nuclei_count_pipeline(), SMALL, preview_size=64)
     execution.wait(120)
     small = execution.previews("A02")
     full = execution.fetch_full("A02")
@@ -169,14 +169,16 @@ def test_when_a_well_fails_then_it_is_a_failed_row_like_run_local(tmp_path):
     server = ServerProcess(tmp_path / "server", root).start()
     try:
         with connect(server.address) as conn:
-            execution = conn.submit(default_pipeline(), "broken.ome.zarr")
+            execution = conn.submit(nuclei_count_pipeline(), "broken.ome.zarr")
             failed: list[WellEvent] = []
             execution.on_well(lambda w: failed.append(w) if not w.ok else None)
             remote = execution.result(timeout=120)
             callbacks_drained(execution)
     finally:
         server.kill()
-    local = run_local(default_pipeline(), root / "broken.ome.zarr", workers=0).wells
+    local = run_local(
+        nuclei_count_pipeline(), root / "broken.ome.zarr", workers=0
+    ).wells
     pd.testing.assert_frame_equal(remote, local)
     assert list(remote["status"]) == ["done", "failed"]
     assert execution.progress == (1, 1, 2)
@@ -187,7 +189,7 @@ def test_when_a_well_fails_then_it_is_a_failed_row_like_run_local(tmp_path):
 
 def test_when_threads_share_a_connection_then_every_submission_finishes(conn):
     def one(well: str) -> list[str]:
-        execution = conn.submit(default_pipeline(), SMALL, wells=[well])
+        execution = conn.submit(nuclei_count_pipeline(), SMALL, wells=[well])
         return list(execution.result(timeout=120)["well"])
 
     with ThreadPoolExecutor(max_workers=6) as pool:

@@ -10,7 +10,7 @@ from openhcs_nb import (
     PipelineError,
     Step,
     compile_pipeline,
-    default_pipeline,
+    nuclei_count_pipeline,
 )
 from openhcs_nb.errors import UnknownWellError
 from openhcs_nb.functions import (
@@ -53,7 +53,7 @@ def layout_plate(rows=8, columns=12, channels=("DAPI", "GFP"), fields=4) -> Plat
 
 def test_when_default_pipeline_compiled_then_plan_covers_every_well():
     plate = layout_plate()
-    plan = compile_pipeline(default_pipeline(), plate)
+    plan = compile_pipeline(nuclei_count_pipeline(), plate)
     assert plan.wells == plate.wells
     assert [s.output for s in plan.steps] == ["labels", "measure"]
     assert plan.steps[1].labels_source == "nuclei"
@@ -179,10 +179,12 @@ def test_when_measure_stacks_sites_then_error():
 
 
 def test_when_wells_given_then_names_are_canonical_and_unknown_wells_refused():
-    plan = compile_pipeline(default_pipeline(), layout_plate(), wells=["b3", "A01"])
+    plan = compile_pipeline(
+        nuclei_count_pipeline(), layout_plate(), wells=["b3", "A01"]
+    )
     assert plan.wells == ("B03", "A01")
     with pytest.raises(UnknownWellError, match="Z99"):
-        compile_pipeline(default_pipeline(), layout_plate(), wells=["Z99"])
+        compile_pipeline(nuclei_count_pipeline(), layout_plate(), wells=["Z99"])
 
 
 def test_when_projection_pipeline_compiled_then_parameters_are_resolved():
@@ -202,7 +204,7 @@ def test_when_projection_pipeline_compiled_then_parameters_are_resolved():
 
 def test_when_384_well_plate_compiled_then_plan_is_small_and_picklable():
     plate = layout_plate(rows=16, columns=24)
-    plan = compile_pipeline(default_pipeline(), plate)
+    plan = compile_pipeline(nuclei_count_pipeline(), plate)
     assert len(plan.wells) == 384
     blob = pickle.dumps(plan)
     # Workers receive plans, not pixels: the whole plan is a few KB.

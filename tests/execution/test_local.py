@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from openhcs_nb import default_pipeline, open_plate, run_local
+from openhcs_nb import nuclei_count_pipeline, open_plate, run_local
 from openhcs_nb.errors import PlateError
 from openhcs_nb.plates.synthetic import load_ground_truth
 from openhcs_nb.results.store import ResultsStore
@@ -17,7 +17,7 @@ from openhcs_nb.results.store import ResultsStore
 @pytest.fixture(scope="module")
 def two_worker_results(small_plate_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("results") / "two"
-    return run_local(default_pipeline(), small_plate_path, workers=2, out=out)
+    return run_local(nuclei_count_pipeline(), small_plate_path, workers=2, out=out)
 
 
 def test_when_default_pipeline_runs_then_counts_match_planted_truth(
@@ -46,10 +46,10 @@ def test_when_run_with_one_or_two_workers_then_results_are_identical(
     two_worker_results, small_plate_path, tmp_path
 ):
     one = run_local(
-        default_pipeline(), small_plate_path, workers=1, out=tmp_path / "one"
+        nuclei_count_pipeline(), small_plate_path, workers=1, out=tmp_path / "one"
     )
     inline = run_local(
-        default_pipeline(), small_plate_path, workers=0, out=tmp_path / "in"
+        nuclei_count_pipeline(), small_plate_path, workers=0, out=tmp_path / "in"
     )
     pd.testing.assert_frame_equal(one.wells, two_worker_results.wells)
     pd.testing.assert_frame_equal(inline.wells, two_worker_results.wells)
@@ -116,7 +116,7 @@ def test_when_field_is_read_back_then_raw_channels_come_from_the_plate(
 def test_when_run_then_provenance_records_the_pipeline(two_worker_results):
     prov = two_worker_results.provenance
     code = (two_worker_results.path / "pipeline.py").read_text()
-    assert code == default_pipeline().to_code()
+    assert code == nuclei_count_pipeline().to_code()
     assert prov["pipeline_name"] == "nuclei"
     assert len(prov["pipeline_hash"]) == 64
 
@@ -130,7 +130,9 @@ def test_when_one_well_is_unreadable_then_it_fails_and_the_rest_finish(
         target = broken / "B" / "2" / "0" / "0" / meta
         if target.exists():
             target.unlink()
-    results = run_local(default_pipeline(), broken, workers=2, out=tmp_path / "out")
+    results = run_local(
+        nuclei_count_pipeline(), broken, workers=2, out=tmp_path / "out"
+    )
     assert set(results.failed) == {"B02"}
     wells = results.wells.set_index("well")
     assert wells.loc["B02", "status"] == "failed"
@@ -144,14 +146,20 @@ def test_when_one_well_is_unreadable_then_it_fails_and_the_rest_finish(
 
 def test_when_wells_subset_given_then_only_those_run(small_plate_path, tmp_path):
     results = run_local(
-        default_pipeline(), small_plate_path, workers=0, out=tmp_path, wells=["A02"]
+        nuclei_count_pipeline(),
+        small_plate_path,
+        workers=0,
+        out=tmp_path,
+        wells=["A02"],
     )
     assert list(results.wells.well) == ["A02"]
     assert open_plate(small_plate_path).wells != ("A02",)
 
 
 def test_when_out_omitted_then_a_fresh_directory_is_used(small_plate_path):
-    results = run_local(default_pipeline(), small_plate_path, workers=0, wells=["A01"])
+    results = run_local(
+        nuclei_count_pipeline(), small_plate_path, workers=0, wells=["A01"]
+    )
     assert Path(results.path).is_dir()
     assert (Path(results.path) / "wells.parquet").exists()
 
@@ -161,7 +169,7 @@ def test_when_run_on_a_dask_cluster_then_results_equal_the_process_pool(
 ):
     pytest.importorskip("distributed")
     on_dask = run_local(
-        default_pipeline(),
+        nuclei_count_pipeline(),
         small_plate_path,
         workers=2,
         out=tmp_path / "dask",

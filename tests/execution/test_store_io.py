@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.execution._store_io import store_layout, well_outputs
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.runner import WellState, run_steps
@@ -13,7 +13,7 @@ from openhcs_nb.pipeline.model import Pipeline, Step
 
 
 def _blur_gfp_then_segment() -> Pipeline:
-    base = default_pipeline("DAPI")
+    base = nuclei_count_pipeline("DAPI")
     blur = Step(
         name="smooth", func={"GFP": (gaussian_blur, {"sigma": 2.0})}, group_by="channel"
     )
@@ -37,7 +37,7 @@ def test_when_one_channel_is_processed_then_only_its_planes_are_derived(small_pl
 
 
 def test_when_pipeline_only_segments_then_nothing_is_derived(small_plate):
-    plan = compile_pipeline(default_pipeline(), small_plate, ["B01"])
+    plan = compile_pipeline(nuclei_count_pipeline(), small_plate, ["B01"])
     state = WellState.load(small_plate, "B01")
     run_steps(plan, state)
     out = well_outputs(state, {})

@@ -71,13 +71,13 @@ def test_an_unguarded_script_gets_one_line_naming_the_main_guard(
 ) -> None:
     done = run_python(
         """
-        from openhcs_nb import default_pipeline, run_local
+        from openhcs_nb import nuclei_count_pipeline, run_local
         from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
         from pathlib import Path
         plate = Path("plate.ome.zarr")
         if not plate.exists():
             generate_plate(SyntheticPlateSpec(rows=1, columns=2), plate)
-        run_local(default_pipeline(), plate, workers=2, out="out")
+        run_local(nuclei_count_pipeline(), plate, workers=2, out="out")
         """,
         tmp_path,
     )
@@ -92,7 +92,7 @@ def test_an_unguarded_script_gets_one_line_naming_the_main_guard(
 def test_a_well_past_the_memory_cap_fails_with_well_memory(tmp_path: Path) -> None:
     done = run_python(
         """
-        from openhcs_nb import default_pipeline
+        from openhcs_nb import nuclei_count_pipeline
         from openhcs_nb.execution.compile import compile_pipeline
         from openhcs_nb.execution.well import run_well
         from openhcs_nb.execution.worker_limits import WorkerLimits, apply_limits
@@ -106,7 +106,7 @@ def test_a_well_past_the_memory_cap_fails_with_well_memory(tmp_path: Path) -> No
         apply_limits(WorkerLimits(threads=1, memory_bytes=400 << 20))
         for name in ("big", "small", "big"):
             plate = open_plate(f"{name}.ome.zarr")
-            plan = compile_pipeline(default_pipeline(), plate)
+            plan = compile_pipeline(nuclei_count_pipeline(), plate)
             result = run_well(plan, "A01", plate=plate)
             print(name, result.error.type if result.error else "ok")
             if result.error:

@@ -9,7 +9,7 @@ import ipywidgets as widgets
 import numpy as np
 import pytest
 
-from openhcs_nb import Pipeline, PipelineError, Step, default_pipeline
+from openhcs_nb import Pipeline, PipelineError, Step, nuclei_count_pipeline
 from openhcs_nb.client import PreviewResult, RemoteError
 from openhcs_nb.functions import (
     builtin_catalogue,
@@ -210,9 +210,9 @@ def test_when_step_is_per_channel_then_pipeline_has_a_dict_pattern():
 
 
 def test_when_loading_an_existing_pipeline_then_it_round_trips():
-    builder = PipelineBuilder(pipeline=default_pipeline())
-    assert builder.pipeline == default_pipeline()
-    assert builder.to_code() == default_pipeline().to_code()
+    builder = PipelineBuilder(pipeline=nuclei_count_pipeline())
+    assert builder.pipeline == nuclei_count_pipeline()
+    assert builder.to_code() == nuclei_count_pipeline().to_code()
     assert builder.steps[0].per_channel.value is True
     assert len(builder.steps[0].chains[0].calls) == 6
 
@@ -322,15 +322,15 @@ class RecordingShell:
 
 
 def test_when_to_code_is_clicked_then_the_code_goes_to_the_next_cell():
-    builder = PipelineBuilder(pipeline=default_pipeline())
+    builder = PipelineBuilder(pipeline=nuclei_count_pipeline())
     shell = RecordingShell()
     code = builder.to_code_cell(shell)
-    assert shell.inputs == [default_pipeline().to_code()]
+    assert shell.inputs == [nuclei_count_pipeline().to_code()]
     assert code == shell.inputs[0]
 
 
 def test_when_to_code_is_clicked_outside_ipython_then_the_widget_says_so():
-    builder = PipelineBuilder(pipeline=default_pipeline())
+    builder = PipelineBuilder(pipeline=nuclei_count_pipeline())
     builder.code_button.click()
     assert "not running in IPython" in builder.error.value
 
@@ -339,7 +339,7 @@ def test_when_previewing_on_a_real_server_then_images_and_objects_come_back(conn
     builder = PipelineBuilder(
         connection=conn,
         plate=SMALL,
-        pipeline=default_pipeline(),
+        pipeline=nuclei_count_pipeline(),
         debounce=0.05,
         preview_size=64,
     )

@@ -7,7 +7,7 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from openhcs_nb import Execution, Pipeline, default_pipeline, run_local
+from openhcs_nb import Execution, Pipeline, nuclei_count_pipeline, run_local
 
 SMALL = "small.ome.zarr"
 
@@ -55,9 +55,9 @@ def test_when_help_asked_then_options_are_documented(shell):
 
 
 def test_when_pipeline_cell_runs_then_variable_holds_the_loaded_pipeline(connected):
-    code = default_pipeline().to_code()
+    code = nuclei_count_pipeline().to_code()
     connected.run_cell_magic("openhcs_pipeline", "nuclei", code)
-    assert connected.user_ns["nuclei"] == default_pipeline()
+    assert connected.user_ns["nuclei"] == nuclei_count_pipeline()
 
 
 def test_when_pipeline_cell_is_hostile_then_line_and_column_are_named(
@@ -105,7 +105,9 @@ def test_when_steps_added_cell_by_cell_then_pipeline_grows_and_replaces(connecte
 def test_when_run_then_it_returns_at_once_and_result_matches_local(
     connected, small_plate_path
 ):
-    connected.run_cell_magic("openhcs_pipeline", "nuclei", default_pipeline().to_code())
+    connected.run_cell_magic(
+        "openhcs_pipeline", "nuclei", nuclei_count_pipeline().to_code()
+    )
     out = connected.run_line_magic(
         "openhcs_run", f"plate={SMALL} pipeline=nuclei viewer=none --out run1"
     )
@@ -113,7 +115,7 @@ def test_when_run_then_it_returns_at_once_and_result_matches_local(
     run = connected.user_ns["run1"]
     assert isinstance(run, Execution)
     remote = run.result(timeout=120)
-    local = run_local(default_pipeline(), small_plate_path, workers=0).wells
+    local = run_local(nuclei_count_pipeline(), small_plate_path, workers=0).wells
     pd.testing.assert_frame_equal(remote, local)
 
 

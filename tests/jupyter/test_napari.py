@@ -113,11 +113,11 @@ def test_when_a_real_execution_streams_then_every_well_gets_layers(
     quiet_caches, qtbot, conn
 ):
     napari = pytest.importorskip("napari")
-    from openhcs_nb import default_pipeline
+    from openhcs_nb import nuclei_count_pipeline
 
     viewer = napari.Viewer(show=True)
     try:
-        execution = conn.submit(default_pipeline(), "small.ome.zarr")
+        execution = conn.submit(nuclei_count_pipeline(), "small.ome.zarr")
         show_napari(execution, viewer)
         qtbot.waitUntil(lambda: len(viewer.layers) == 6 * 3, timeout=60000)
         names = {layer.name for layer in viewer.layers}

@@ -107,9 +107,9 @@ def test_when_cancel_fails_then_the_panel_says_why_and_allows_a_retry(scripted):
 
 
 def test_when_following_a_real_execution_then_all_wells_are_counted(conn):
-    from openhcs_nb import default_pipeline
+    from openhcs_nb import nuclei_count_pipeline
 
-    execution = conn.submit(default_pipeline(), "small.ome.zarr")
+    execution = conn.submit(nuclei_count_pipeline(), "small.ome.zarr")
     panel = RunPanel(execution)
     execution.result(timeout=120)
     drained = threading.Event()
@@ -127,13 +127,13 @@ def test_when_an_execution_is_displayed_then_a_live_run_panel_is_shown(
 ):
     import IPython.display
 
-    from openhcs_nb import connect, default_pipeline
+    from openhcs_nb import connect, nuclei_count_pipeline
     from openhcs_nb.jupyter.run_panel import RunPanel
 
     shown = []
     monkeypatch.setattr(IPython.display, "display", shown.append)
     with connect(demo_server.address) as conn:
-        run = conn.submit(default_pipeline(), "small.ome.zarr", wells=["A01"])
+        run = conn.submit(nuclei_count_pipeline(), "small.ome.zarr", wells=["A01"])
         run._ipython_display_()
         run.wait(60)
         [panel] = shown

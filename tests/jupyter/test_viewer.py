@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from ipywidgets.widgets.widget import _remove_buffers
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.jupyter._images import (
     ChannelSetting,
     composite_rgb,
@@ -345,7 +345,7 @@ def test_when_js_composes_planes_then_pixels_equal_the_python_reference(
 
 def test_when_following_a_real_execution_then_every_well_fills_in(conn):
     viewer = PlateViewer(conn.plate_info(SMALL))
-    execution = conn.submit(default_pipeline(), SMALL)
+    execution = conn.submit(nuclei_count_pipeline(), SMALL)
     viewer.follow(execution)
     execution.result(timeout=120)
     drained = threading.Event()
@@ -364,7 +364,7 @@ def test_when_following_a_real_execution_then_every_well_fills_in(conn):
 
 
 def test_when_fetching_previews_from_the_server_then_any_field_can_be_shown(conn):
-    fetch = preview_fetcher(conn, default_pipeline(), SMALL, max_size=64)
+    fetch = preview_fetcher(conn, nuclei_count_pipeline(), SMALL, max_size=64)
     viewer = PlateViewer(conn.plate_info(SMALL), fetch_well=fetch)
     viewer.selected_well = "B02"
     viewer.field = 1
@@ -376,7 +376,7 @@ def test_when_fetching_previews_from_the_server_then_any_field_can_be_shown(conn
 
 
 def test_when_fetching_full_resolution_then_the_selected_well_is_full_size(conn):
-    execution = conn.submit(default_pipeline(), SMALL, preview_size=64)
+    execution = conn.submit(nuclei_count_pipeline(), SMALL, preview_size=64)
     viewer = PlateViewer(
         conn.plate_info(SMALL), fetch_well=full_resolution_fetcher(execution)
     )

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.client import WellEvent, connect
 from openhcs_nb.client._preview_cache import previews_nbytes
 from openhcs_nb.client._wells import without_previews
@@ -146,7 +146,7 @@ def test_when_a_real_run_outgrows_both_budgets_then_an_old_well_still_shows(
     budget = 700_000  # about two wells of 128² previews (320 KiB each)
     with connect(demo_server.address, preview_budget_bytes=budget) as conn:
         viewer = PlateViewer(conn.plate_info(SMALL), preview_budget_bytes=budget)
-        execution = conn.submit(default_pipeline(), SMALL, preview_size=128)
+        execution = conn.submit(nuclei_count_pipeline(), SMALL, preview_size=128)
         viewer.follow(execution)
         execution.result(timeout=120)
         drained = threading.Event()

@@ -15,7 +15,7 @@ import pytest
 from cli_with_double import ENV, FLAG
 from omero_fixture import ALICE, BOB, EXPIRED
 
-from openhcs_nb import connect, default_pipeline
+from openhcs_nb import connect, nuclei_count_pipeline
 from openhcs_nb.client import (
     RemoteNotAuthorized,
     RemoteSessionInvalid,
@@ -57,7 +57,7 @@ def test_when_omero_plate_submitted_then_it_runs_from_disk_and_writes_back(
     before = len(writes(omero_repo))
     with connect(omero_server.address, omero_session=BOB) as conn:
         assert conn.server_info.omero_user == "bob"
-        run = conn.submit(default_pipeline(), "omero:101")
+        run = conn.submit(nuclei_count_pipeline(), "omero:101")
         table = run.result(timeout=120)
         assert (table.status == "done").all(), table
         assert run.error is None, run.error
@@ -85,7 +85,7 @@ def test_when_omero_plate_submitted_then_it_runs_from_disk_and_writes_back(
 
 def test_when_plate_has_romio_buffers_then_the_romio_path_is_recorded(omero_server):
     with connect(omero_server.address, omero_session=BOB) as conn:
-        run = conn.submit(default_pipeline(), "omero:103")
+        run = conn.submit(nuclei_count_pipeline(), "omero:103")
         table = run.result(timeout=120)
     store = omero_server.results_root / run.id
     paths = json.loads((store / "pixel_paths.json").read_text())
@@ -99,14 +99,14 @@ def test_when_user_cannot_see_the_plate_then_refused_and_nothing_read(
 ):
     with connect(omero_server.address, omero_session=BOB) as conn:
         with pytest.raises(RemoteNotAuthorized) as info:
-            conn.submit(default_pipeline(), "omero:105")
+            conn.submit(nuclei_count_pipeline(), "omero:105")
     assert "105" in str(info.value)
 
 
 def test_when_plate_does_not_exist_then_unknown_plate(omero_server):
     with connect(omero_server.address, omero_session=BOB) as conn:
         with pytest.raises(RemoteUnknownPlate, match="999"):
-            conn.submit(default_pipeline(), "omero:999")
+            conn.submit(nuclei_count_pipeline(), "omero:999")
 
 
 def test_when_session_expired_then_connect_is_refused_clearly(omero_server):
@@ -117,12 +117,12 @@ def test_when_session_expired_then_connect_is_refused_clearly(omero_server):
 def test_when_no_session_sent_then_omero_plates_say_how_to_log_in(omero_server):
     with connect(omero_server.address) as conn:
         with pytest.raises(RemoteSessionInvalid, match="omero_session"):
-            conn.submit(default_pipeline(), "omero:101")
+            conn.submit(nuclei_count_pipeline(), "omero:101")
 
 
 def test_when_alice_runs_her_plate_then_bob_cannot_see_her_execution(omero_server):
     with connect(omero_server.address, omero_session=ALICE) as alice:
-        run = alice.submit(default_pipeline(), "omero:105")
+        run = alice.submit(nuclei_count_pipeline(), "omero:105")
         run.result(timeout=120)
     with connect(omero_server.address, omero_session=BOB) as bob:
         assert run.id not in {e.execution_id for e in bob.executions()}
@@ -154,7 +154,7 @@ def test_when_writeback_is_retried_from_the_cli_then_results_go_back_again(
     import sys
 
     with connect(omero_server.address, omero_session=BOB) as conn:
-        run = conn.submit(default_pipeline(), "omero:101", wells=["A01"])
+        run = conn.submit(nuclei_count_pipeline(), "omero:101", wells=["A01"])
         run.result(timeout=120)
     before = len(writes(omero_repo))
     result = subprocess.run(

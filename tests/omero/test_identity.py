@@ -17,7 +17,7 @@ from cli_with_double import ENV, FLAG
 from multiuser import make_users
 from omero_fixture import BOB
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.protocol import (
     ErrorReply,
     ExecutionsReply,
@@ -98,7 +98,9 @@ def test_when_mallory_reuses_the_routing_id_of_alices_omero_connection_then_she_
     joined = alice.call(Hello(rid=2, client="alice", omero_session=BOB))
     assert isinstance(joined, HelloReply) and joined.omero_user == "bob"
     submitted = alice.call(
-        Submit(rid=3, pipeline_code=default_pipeline().to_code(), plate="omero:101")
+        Submit(
+            rid=3, pipeline_code=nuclei_count_pipeline().to_code(), plate="omero:101"
+        )
     )
     assert isinstance(submitted, Submitted), submitted
     alice.close()

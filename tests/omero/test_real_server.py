@@ -122,7 +122,7 @@ def test_when_real_plate_or_key_is_bad_then_refusals_are_clear(real):
 def test_when_real_writeback_runs_twice_then_one_table_and_provenance_remain(
     real, api_plate, tmp_path
 ):
-    from openhcs_nb import default_pipeline
+    from openhcs_nb import nuclei_count_pipeline
     from openhcs_nb.execution._store_io import store_layout
     from openhcs_nb.execution.compile import compile_pipeline
     from openhcs_nb.execution.well import run_well
@@ -132,7 +132,7 @@ def test_when_real_writeback_runs_twice_then_one_table_and_provenance_remain(
 
     plate_id, _ = api_plate
     plate = open_omero_plate(f"omero:{plate_id}", session=real)
-    plan = compile_pipeline(default_pipeline(0), plate, None)
+    plan = compile_pipeline(nuclei_count_pipeline(0), plate, None)
     out = tmp_path / "ex-real"
     store = ResultsStore(out)
     store.create(store_layout(plan), {"execution_id": "ex-real", "user": "pytest"})

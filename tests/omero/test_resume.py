@@ -13,7 +13,7 @@ import time
 from cli_with_double import ENV, FLAG
 from omero_fixture import ALICE, BOB
 
-from openhcs_nb import connect, default_pipeline
+from openhcs_nb import connect, nuclei_count_pipeline
 from openhcs_nb.client import RemoteUnknownExecution
 
 
@@ -43,7 +43,7 @@ def test_when_server_restarts_mid_omero_run_then_it_waits_for_the_users_session(
     server = _server(tmp_path, omero_repo, plates_root).start()
     try:
         with connect(server.address, omero_session=BOB) as conn:
-            run = conn.submit(default_pipeline(), "omero:101")
+            run = conn.submit(nuclei_count_pipeline(), "omero:101")
             deadline = time.monotonic() + 120
             while conn.status(run.id).done < 1 and time.monotonic() < deadline:
                 time.sleep(0.05)
@@ -80,7 +80,7 @@ def test_when_waiting_for_its_session_then_the_log_names_the_run(
     server = _server(tmp_path, omero_repo, plates_root).start()
     try:
         with connect(server.address, omero_session=BOB) as conn:
-            run = conn.submit(default_pipeline(), "omero:101")
+            run = conn.submit(nuclei_count_pipeline(), "omero:101")
         server.kill()
         server.start()
         deadline = time.monotonic() + 30

@@ -11,7 +11,7 @@ import pytest
 from omero_double import factory_for
 from omero_fixture import BOB
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.local import pool_context
 from openhcs_nb.execution.well import run_well
@@ -59,7 +59,7 @@ def test_when_a_worker_process_runs_a_well_then_it_matches_the_parent(
 ):
     session = join_session(BOB, config=settings, factory=factory)
     plate = open_omero_plate("omero:101", session=session)
-    plan = compile_pipeline(default_pipeline("DAPI"), plate, ["A02"])
+    plan = compile_pipeline(nuclei_count_pipeline("DAPI"), plate, ["A02"])
     here = run_well(plan, "A02", None, 0, plate=plate)
     with ProcessPoolExecutor(max_workers=1, mp_context=pool_context()) as pool:
         there = pool.submit(run_well, plan, "A02", None, 0, plate).result()

@@ -16,7 +16,7 @@ from omero.rtypes import unwrap
 from omero_double import DoubleFactory, DoubleServer, factory_for
 from omero_fixture import ALICE, BOB
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.well import run_well
@@ -48,7 +48,7 @@ def stores(omero_repo: Path, tmp_path_factory) -> Path:
         ("ex-106", "DAPI", open_omero_plate("omero:106", session=alice), None),
     )
     for execution_id, channel, source, wells in runs:
-        plan = compile_pipeline(default_pipeline(channel), source, wells)
+        plan = compile_pipeline(nuclei_count_pipeline(channel), source, wells)
         out = root / execution_id
         store = ResultsStore(out)
         store.create(

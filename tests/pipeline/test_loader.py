@@ -260,5 +260,5 @@ def test_when_default_pipeline_is_written_then_it_loads_back_equal():
     )
     builtin = pytest.importorskip("openhcs_nb.functions").builtin_catalogue()
     for channel in (0, "DAPI"):
-        p = defaults.default_pipeline(channel)
+        p = defaults.nuclei_count_pipeline(channel)
         assert load_pipeline(p.to_code(), builtin) == p

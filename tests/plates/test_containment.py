@@ -267,13 +267,15 @@ def test_when_unconfined_then_a_chunk_linked_outside_still_reads_as_before(
 def test_when_a_confined_plan_reopens_its_plate_then_the_worker_is_confined(
     zarr_plate, roots, outside, confine
 ):
-    from openhcs_nb import default_pipeline
+    from openhcs_nb import nuclei_count_pipeline
     from openhcs_nb.execution.compile import compile_pipeline
     from openhcs_nb.execution.well import open_cached, run_well
 
     plate, _ = zarr_in(zarr_plate, roots, "p.ome.zarr")
     other, _ = zarr_in(zarr_plate, outside, "other.ome.zarr", seed=3)
-    plan = compile_pipeline(default_pipeline(), open_plate(plate, confine), ["A02"])
+    plan = compile_pipeline(
+        nuclei_count_pipeline(), open_plate(plate, confine), ["A02"]
+    )
     plan = pickle.loads(pickle.dumps(plan))  # as sent to a worker process
     assert plan.confine == confine
     chunk = first_chunk(level0(plate / "A" / "2" / "0"))

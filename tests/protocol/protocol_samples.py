@@ -41,6 +41,7 @@ from openhcs_nb.protocol import (
     Submitted,
     WellDone,
     WellFailed,
+    WellStarted,
     pack_arrays,
 )
 
@@ -122,9 +123,10 @@ def event_samples(packer: ArrayPacker | None = None) -> list[Event]:
     return [
         Queued(execution_id="ex-1", seq=1, time=1.0, position=0),
         Started(execution_id="ex-1", seq=2, time=2.0, total=2, workers=2),
+        WellStarted(execution_id="ex-1", seq=3, time=2.5, well="A01"),
         WellDone(
             execution_id="ex-1",
-            seq=3,
+            seq=4,
             time=3.0,
             well="A01",
             summary={"count": 12, "area_mean": 51.25},
@@ -134,16 +136,16 @@ def event_samples(packer: ArrayPacker | None = None) -> list[Event]:
         ),
         WellFailed(
             execution_id="ex-1",
-            seq=4,
+            seq=5,
             time=4.0,
             well="A02",
             error="boom",
             remote_traceback="Traceback...\nValueError: boom\n",
         ),
-        Progress(execution_id="ex-1", seq=5, time=5.0, done=1, failed=1, total=2),
+        Progress(execution_id="ex-1", seq=6, time=5.0, done=1, failed=1, total=2),
         Finished(
             execution_id="ex-1",
-            seq=6,
+            seq=7,
             time=6.0,
             state="done",
             done=1,

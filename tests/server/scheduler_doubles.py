@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.well import WellResult
@@ -102,7 +102,7 @@ class Harness:
 
     def submit(self, user: str, wells: list[str]) -> ActiveExecution:
         """Store, lay out and queue one execution, as the handlers do."""
-        plan = compile_pipeline(default_pipeline(), self.plate, wells)
+        plan = compile_pipeline(nuclei_count_pipeline(), self.plate, wells)
         record = self.store.create_execution(user, "small", "", wells, {})
         out = self.tmp_path / record.id
         ResultsStore(out).create(store_layout(plan), {})

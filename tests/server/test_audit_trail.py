@@ -20,7 +20,7 @@ from multiuser import Users, make_users
 from raw_client import RawClient
 from server_process import ServerProcess
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.protocol import (
     ErrorReply,
     Hello,
@@ -62,7 +62,7 @@ def client_of(shared: tuple[ServerProcess, Users], name: str) -> RawClient:
 
 
 def submit_msg(client: RawClient, plate: str = SMALL) -> Submit:
-    code = default_pipeline().to_code()
+    code = nuclei_count_pipeline().to_code()
     return Submit(rid=client.rid(), pipeline_code=code, plate=plate)
 
 

@@ -18,7 +18,7 @@ import zmq
 from multiuser import make_users
 from raw_client import RawClient
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
 from openhcs_nb.protocol import (
     ErrorReply,
@@ -78,7 +78,7 @@ def _finished_run(client: RawClient) -> str:
     reply, _ = client.call(
         Submit(
             rid=client.rid(),
-            pipeline_code=default_pipeline().to_code(),
+            pipeline_code=nuclei_count_pipeline().to_code(),
             plate="big.ome.zarr",
         ),
         timeout=60,

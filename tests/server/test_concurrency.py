@@ -6,7 +6,7 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from openhcs_nb import connect, default_pipeline
+from openhcs_nb import connect, nuclei_count_pipeline
 
 CLIENTS = 20
 SMALL = "small.ome.zarr"
@@ -19,7 +19,7 @@ def test_when_twenty_clients_run_at_once_then_none_loses_a_well(fresh_server):
 
     def one_client(index: int):
         with connect(fresh_server.address, timeout=30) as conn:
-            run = conn.submit(default_pipeline(), SMALL, label=f"client {index}")
+            run = conn.submit(nuclei_count_pipeline(), SMALL, label=f"client {index}")
 
             def record(well):
                 with lock:

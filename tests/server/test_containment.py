@@ -17,7 +17,7 @@ import tifffile
 from server_process import ServerProcess
 from zarr_edits import edit_ome
 
-from openhcs_nb import connect, default_pipeline
+from openhcs_nb import connect, nuclei_count_pipeline
 from openhcs_nb.client import RemoteError
 from openhcs_nb.errors import UnknownPlateError
 from openhcs_nb.server.plate_access import PlateAccess
@@ -103,17 +103,17 @@ def test_when_a_plate_reaches_outside_the_roots_then_submit_and_preview_are_refu
             ("dotdot.ome.zarr", "../../outside/other.ome.zarr/A/1"),
         ):
             with pytest.raises(RemoteError) as info:
-                conn.submit(default_pipeline(), plate)
+                conn.submit(nuclei_count_pipeline(), plate)
             assert info.value.code == "unknown_plate"
             assert offending in str(info.value)
             with pytest.raises(RemoteError) as info:
-                conn.preview(default_pipeline(), plate, "A01", max_size=32)
+                conn.preview(nuclei_count_pipeline(), plate, "A01", max_size=32)
             assert info.value.code == "unknown_plate"
             with pytest.raises(RemoteError) as info:
                 conn.plate_info(plate)
             assert info.value.code == "unknown_plate"
         assert "A02_s1_w1.tif" in server.log()  # the reason is logged
-        execution = conn.submit(default_pipeline(), "good.ome.zarr", ["A01"])
+        execution = conn.submit(nuclei_count_pipeline(), "good.ome.zarr", ["A01"])
         table = execution.result(timeout=120)
         assert list(table["well"]) == ["A01"]
         assert not execution.failed_wells
@@ -125,7 +125,7 @@ def test_when_a_chunk_links_outside_then_the_worker_refuses_that_well_only(serve
     conn = connect(server.address, timeout=20.0)
     try:
         execution = conn.submit(
-            default_pipeline(), "chunk-escape.ome.zarr", ["A01", "A02"]
+            nuclei_count_pipeline(), "chunk-escape.ome.zarr", ["A01", "A02"]
         )
         execution.result(timeout=120)
         failed = execution.failed_wells

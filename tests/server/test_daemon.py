@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from raw_client import RawClient
 
-from openhcs_nb import Pipeline, Step, default_pipeline, run_local
+from openhcs_nb import Pipeline, Step, nuclei_count_pipeline, run_local
 from openhcs_nb.functions import builtin_catalogue, gaussian_blur
 from openhcs_nb.protocol import (
     PROTOCOL_VERSION,
@@ -41,7 +41,7 @@ def slow_pipeline(blurs: int = 40) -> Pipeline:
         func={1: [(gaussian_blur, {"sigma": 6.0})] * blurs},
         group_by="channel",
     )
-    base = default_pipeline()
+    base = nuclei_count_pipeline()
     return Pipeline("slow", (blur, *base.steps))
 
 
@@ -97,14 +97,16 @@ def test_when_plates_listed_then_the_root_plate_is_offered_with_its_layout(clien
 def test_when_plate_runs_remotely_then_results_are_bit_identical_to_local(
     client, small_plate_path, tmp_path
 ):
-    sub = submit(client, default_pipeline())
+    sub = submit(client, nuclei_count_pipeline())
     events, reply = wait_finished(client, sub.execution_id)
     assert reply.state == "done"
     seqs = [e.seq for e, _, _ in events]
     assert seqs == list(range(1, len(seqs) + 1)), "events must be gap-free"
     done = {e.well: e for e, _, _ in events if isinstance(e, WellDone)}
     assert sorted(done) == sorted(sub.wells)
-    local = run_local(default_pipeline(), small_plate_path, workers=1, out=tmp_path)
+    local = run_local(
+        nuclei_count_pipeline(), small_plate_path, workers=1, out=tmp_path
+    )
     for row in local.wells.itertuples():
         remote = done[row.well].summary
         assert remote["count"] == row.count
@@ -113,7 +115,7 @@ def test_when_plate_runs_remotely_then_results_are_bit_identical_to_local(
 
 
 def test_when_well_done_then_previews_travel_as_raw_arrays(client):
-    sub = submit(client, default_pipeline(), wells=["A02"])
+    sub = submit(client, nuclei_count_pipeline(), wells=["A02"])
     events, _ = wait_finished(client, sub.execution_id)
     [(event, reply, buffers)] = [x for x in events if isinstance(x[0], WellDone)]
     arrays = unpack_arrays(event.previews, buffers)
@@ -132,7 +134,7 @@ def test_when_preview_asked_then_input_and_step_images_come_back(client):
     reply, buffers = client.call(
         Preview(
             rid=client.rid(),
-            pipeline_code=default_pipeline().to_code(),
+            pipeline_code=nuclei_count_pipeline().to_code(),
             plate=SMALL,
             well="b03",
             upto=1,
@@ -152,17 +154,21 @@ def test_when_preview_asked_then_input_and_step_images_come_back(client):
     [
         (Submit(rid=9, pipeline_code="x = 1", plate=SMALL), "bad_pipeline_code"),
         (
-            Submit(rid=9, pipeline_code=default_pipeline().to_code(), plate="nope"),
+            Submit(
+                rid=9, pipeline_code=nuclei_count_pipeline().to_code(), plate="nope"
+            ),
             "unknown_plate",
         ),
         (
-            Submit(rid=9, pipeline_code=default_pipeline().to_code(), plate="/etc"),
+            Submit(
+                rid=9, pipeline_code=nuclei_count_pipeline().to_code(), plate="/etc"
+            ),
             "unknown_plate",
         ),
         (
             Submit(
                 rid=9,
-                pipeline_code=default_pipeline().to_code(),
+                pipeline_code=nuclei_count_pipeline().to_code(),
                 plate=SMALL,
                 wells=["Z9"],
             ),
@@ -224,7 +230,7 @@ def test_when_a_well_fails_then_it_is_reported_and_the_rest_finish(
     server.start()
     c = RawClient(server.address, server.event_address)
     try:
-        sub = submit(c, default_pipeline(), plate="broken.ome.zarr")
+        sub = submit(c, nuclei_count_pipeline(), plate="broken.ome.zarr")
         events, _reply = wait_finished(c, sub.execution_id)
         failed = [e for e, _, _ in events if isinstance(e, WellFailed)]
         assert [f.well for f in failed] == ["B02"]
@@ -240,8 +246,8 @@ def test_when_a_well_fails_then_it_is_reported_and_the_rest_finish(
 
 
 def test_when_executions_listed_then_newest_first_for_this_user(client):
-    first = submit(client, default_pipeline(), wells=["A01"])
-    second = submit(client, default_pipeline(), wells=["A02"])
+    first = submit(client, nuclei_count_pipeline(), wells=["A01"])
+    second = submit(client, nuclei_count_pipeline(), wells=["A02"])
     wait_finished(client, second.execution_id)
     reply, _ = client.call(ListExecutions(rid=client.rid()))
     ids = [e.execution_id for e in reply.executions]
@@ -252,7 +258,7 @@ def test_when_runs_are_submitted_then_the_audit_log_follows_them(client, demo_se
     from openhcs_nb.results.store import pipeline_hash
     from openhcs_nb.server.audit import read_audit
 
-    sub = submit(client, default_pipeline(), wells=["A03"])
+    sub = submit(client, nuclei_count_pipeline(), wells=["A03"])
     wait_finished(client, sub.execution_id)
     client.call(Submit(rid=client.rid(), pipeline_code="import os", plate=SMALL))
     entries = read_audit(demo_server.results_root / "audit.jsonl")
@@ -266,7 +272,7 @@ def test_when_runs_are_submitted_then_the_audit_log_follows_them(client, demo_se
         ("finish", "done"),
     ]
     assert {e.pipeline_hash for e in mine} == {
-        pipeline_hash(default_pipeline().to_code())
+        pipeline_hash(nuclei_count_pipeline().to_code())
     }
     fetches = [e for e in entries if e.execution_id == sub.execution_id]
     assert all(e.user == "local" and e.peer for e in fetches if e.action == "fetch")

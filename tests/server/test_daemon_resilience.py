@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from raw_client import RawClient
 from test_daemon import SMALL, slow_pipeline, submit, wait_finished
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.protocol import (
     PROTOCOL_VERSION,
     ErrorReply,
@@ -215,8 +215,8 @@ def test_when_huge_sizes_are_declared_then_bad_array_and_no_allocation(demo_serv
 def test_when_demo_default_pipeline_resubmitted_then_results_match(demo_server):
     client = RawClient(demo_server.address, demo_server.event_address)
     try:
-        first = submit(client, default_pipeline(), wells=["A01", "B03"])
-        second = submit(client, default_pipeline(), wells=["A01", "B03"])
+        first = submit(client, nuclei_count_pipeline(), wells=["A01", "B03"])
+        second = submit(client, nuclei_count_pipeline(), wells=["A01", "B03"])
         a, _ = wait_finished(client, first.execution_id)
         b, _ = wait_finished(client, second.execution_id)
         summary_a = {w: e.summary for w, e in done_wells(a).items()}
@@ -242,8 +242,10 @@ def test_when_crash_came_after_the_last_well_then_restart_finishes_the_run(
 
     server = server_factory()
     server.results_root.mkdir(parents=True)
-    code = default_pipeline().to_code()
-    plan = compile_pipeline(default_pipeline(), open_plate(small_plate_path), ["A01"])
+    code = nuclei_count_pipeline().to_code()
+    plan = compile_pipeline(
+        nuclei_count_pipeline(), open_plate(small_plate_path), ["A01"]
+    )
     with JobStore(server.results_root / "jobs.sqlite3") as store:
         record = store.create_execution("local", SMALL, code, ["A01"], {})
         store.set_execution_state(record.id, ExecutionTrigger.START)

@@ -234,7 +234,7 @@ def test_when_the_disk_fills_then_the_run_fails_and_the_user_can_run_again(
             openhcs_nb.connect(server.address, **users.connect_args("alice")) as alice,
             openhcs_nb.connect(server.address, **users.connect_args("bob")) as bob,
         ):
-            pipeline = openhcs_nb.default_pipeline()
+            pipeline = openhcs_nb.nuclei_count_pipeline()
             run = alice.submit(pipeline, SMALL)
             filler = _fill(disk)
             try:

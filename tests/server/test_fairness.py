@@ -9,7 +9,7 @@ from multiuser import make_users
 from scheduler_doubles import FakeWorker, Harness
 
 import openhcs_nb
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.server.errors import QuotaExceededError
 from openhcs_nb.server.scheduler import PreviewJob, SchedulerLimits
@@ -25,7 +25,7 @@ def test_when_alice_queues_many_runs_then_bobs_one_well_run_is_not_kept_waiting(
     # One worker, two run slots: every well is one turn, so order is exact.
     server = server_factory(workers=1, max_concurrent=2, extra=users.security_toml)
     server.start()
-    pipeline = openhcs_nb.default_pipeline()
+    pipeline = openhcs_nb.nuclei_count_pipeline()
     with (
         openhcs_nb.connect(server.address, **users.connect_args("alice")) as alice,
         openhcs_nb.connect(server.address, **users.connect_args("bob")) as bob,
@@ -72,7 +72,7 @@ def test_when_a_user_has_two_previews_in_flight_then_a_third_is_refused(
         done.release()
 
     try:
-        plan = compile_pipeline(default_pipeline(), small_plate, ["A01"])
+        plan = compile_pipeline(nuclei_count_pipeline(), small_plate, ["A01"])
         task = PreviewTask(plan, "A01", None, 0, 64)
         h.scheduler.preview(PreviewJob(task, reply, "bob"))
         assert started.wait(30)  # one running

@@ -17,7 +17,7 @@ from multiuser import Users, start_curve_server
 from raw_client import RawClient
 from server_process import ServerProcess
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.protocol import (
     Cancel,
     ErrorReply,
@@ -120,7 +120,9 @@ def connect_as(
 def submit(client: RawClient, plate: str = SMALL) -> Submitted:
     reply, _ = client.call(
         Submit(
-            rid=client.rid(), pipeline_code=default_pipeline().to_code(), plate=plate
+            rid=client.rid(),
+            pipeline_code=nuclei_count_pipeline().to_code(),
+            plate=plate,
         )
     )
     assert isinstance(reply, Submitted), reply

@@ -16,7 +16,7 @@ import pytest
 from raw_client import RawClient
 from server_process import ServerProcess
 
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.protocol import ErrorReply, PlateInfo, Preview, Submit
 from openhcs_nb.server._loop_replies import internal_reply, log_incident
 from openhcs_nb.server.local import LocalServer, ServerStartError
@@ -63,7 +63,7 @@ def refusal(client: RawClient, msg) -> ErrorReply:
 
 
 def preview(client: RawClient, plate: str = SMALL, **fields) -> Preview:
-    code = default_pipeline().to_code()
+    code = nuclei_count_pipeline().to_code()
     return Preview(
         rid=client.rid(), pipeline_code=code, plate=plate, well="A01", **fields
     )
@@ -73,7 +73,7 @@ def test_when_a_plate_ref_holds_a_nul_byte_then_unknown_plate_without_traceback(
     client,
 ):
     nul = "small\x00.ome.zarr"
-    code = default_pipeline().to_code()
+    code = nuclei_count_pipeline().to_code()
     for msg in (
         PlateInfo(rid=client.rid(), plate=nul),
         Submit(rid=client.rid(), pipeline_code=code, plate=nul),

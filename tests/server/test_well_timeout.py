@@ -11,7 +11,7 @@ from multiuser import make_users
 from scheduler_doubles import FakeWorker, Harness, ok
 
 import openhcs_nb
-from openhcs_nb import default_pipeline
+from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.server.jobs import WellState
 from openhcs_nb.server.scheduler import PreviewJob, SchedulerLimits
@@ -33,7 +33,7 @@ def worker():
 
 
 def _task(plate, well: str = "A01") -> WellTask:
-    plan = compile_pipeline(default_pipeline(), plate, [well])
+    plan = compile_pipeline(nuclei_count_pipeline(), plate, [well])
     return WellTask(plan, well, None, 0)  # type: ignore[arg-type]
 
 
@@ -111,7 +111,7 @@ def test_when_a_preview_times_out_then_its_reply_says_well_timeout(
         got.set()
 
     try:
-        plan = compile_pipeline(default_pipeline(), small_plate, ["B02"])
+        plan = compile_pipeline(nuclei_count_pipeline(), small_plate, ["B02"])
         task = PreviewTask(plan, "B02", None, 0, 64)
         h.scheduler.preview(PreviewJob(task, reply, "bob"))
         assert got.wait(30)
@@ -137,7 +137,7 @@ def test_when_wells_time_out_on_a_real_server_then_they_fail_and_previews_still_
         env={"OPENHCS_NB_LIMITS_WELL_TIMEOUT_S": "0.01"},
     )
     server.start()
-    pipeline = openhcs_nb.default_pipeline()
+    pipeline = openhcs_nb.nuclei_count_pipeline()
     with openhcs_nb.connect(server.address, **users.connect_args("alice")) as conn:
         run = conn.submit(pipeline, SMALL, wells=["A01", "B03"])
         table = run.result(timeout=120).set_index("well")
