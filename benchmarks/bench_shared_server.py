@@ -21,24 +21,22 @@ Printed, one line each: honest runs complete with each well exactly once;
 honest command latency p50 / p99; the server's peak RSS alone and with its
 workers; events of others the attacker received (goal 0); a lone user's run
 time ÷ the same run under load (the lone run comes first, on the idle server).
+
+The plate, config and RSS sampler are in ``_shared_setup.py``, the honest
+users in ``_shared_honest.py`` and the attacker in ``_shared_attacker.py``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import random
 import statistics
 import sys
 import tempfile
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 import numpy as np
 import psutil
@@ -47,234 +45,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from multiuser import Users, make_users
 
-from openhcs_nb import connect, nuclei_count_pipeline
-from openhcs_nb.client import RemoteBusy
 from openhcs_nb.errors import OpenHCSError
-from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
 from openhcs_nb.server.local import LocalServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _shared_attacker import ATTACKER, MIB, PLATE, WORKERS, Attack, Attacker
-
-T = TypeVar("T")
+from _shared_attacker import ATTACKER, MIB, WORKERS, Attack, Attacker
+from _shared_honest import Honest, honest_user, warm_up, wells_of
+from _shared_setup import RssSampler, make_plate, write_config
 
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q)) if values else float("nan")
-
-
-# --- the server ---------------------------------------------------------------
-
-
-def make_plate(root: Path, wells: int, size: int) -> None:
-    columns = max(3, -(-wells // 2))
-    spec = SyntheticPlateSpec(
-        rows=2,
-        columns=columns,
-        fields=1,
-        channels=("DAPI", "GFP"),
-        shape=(size, size),
-        seed=7,
-        min_nuclei=4,
-        max_nuclei=12,
-    )
-    generate_plate(spec, root / PLATE, format="ome-zarr")
-
-
-def write_config(base: Path, plates: Path, users: Users, concurrent: int) -> Path:
-    path = base / "server.toml"
-    path.write_text(
-        f"""
-[server]
-command_address = "tcp://127.0.0.1:0"
-event_address = "tcp://127.0.0.1:0"
-
-[plates]
-roots = ["{plates}"]
-
-[results]
-root = "{base / "results"}"
-
-[execution]
-workers = {WORKERS}
-max_concurrent_executions = {concurrent}
-
-{users.security_toml}"""
-    )
-    return path
-
-
-class RssSampler(threading.Thread):
-    """Peak RSS of the server alone and with its children, every 100 ms."""
-
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True, name="rss-sampler")
-        self.proc = psutil.Process(pid)
-        self.stop = threading.Event()
-        self.peak_server = 0
-        self.peak_total = 0
-        self.samples = 0
-        self.phase = "start"  # what was going on; set by the benchmark
-        self.peak_phase = ""
-        self.peaks: dict[str, int] = {}  # phase -> the server's peak RSS in it
-
-    def sample(self) -> tuple[int, int]:
-        server = self.proc.memory_info().rss
-        total = server
-        for child in self.proc.children(recursive=True):
-            with contextlib.suppress(psutil.Error):
-                total += child.memory_info().rss
-        return server, total
-
-    def run(self) -> None:
-        while not self.stop.wait(0.1):
-            try:
-                server, total = self.sample()
-            except psutil.Error:
-                return
-            if server > self.peak_server:
-                self.peak_server, self.peak_phase = server, self.phase
-            self.peaks[self.phase] = max(self.peaks.get(self.phase, 0), server)
-            self.peak_total = max(self.peak_total, total)
-            self.samples += 1
-
-
-# --- honest users ---------------------------------------------------------------
-
-
-@dataclass
-class Honest:
-    name: str
-    wells: list[str]
-    ok: bool = False
-    run_s: float = float("nan")
-    state: str = ""
-    arrivals: Counter[str] = field(default_factory=Counter)
-    latencies: list[float] = field(default_factory=list)
-    previews_ok: int = 0
-    preview_s: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    busy: int = 0  # "busy, retry later" refusals, each retried
-
-
-def patient(me: Honest, call: Callable[[], T], deadline: float) -> T:
-    """``call()``, retried as the server asks while it answers busy."""
-    while True:
-        try:
-            return call()
-        except RemoteBusy as exc:
-            me.busy += 1
-            wait = exc.retry_after or random.uniform(0.2, 1.0)
-            if time.monotonic() + wait > deadline:
-                raise
-            time.sleep(wait)
-
-
-def timed(me: Honest, *calls: Callable[[], object]) -> None:
-    """Make each call, recording its latency (or its error); busy is not an error."""
-    for call in calls:
-        began = time.perf_counter()
-        try:
-            call()
-            me.latencies.append(time.perf_counter() - began)
-        except RemoteBusy:
-            me.busy += 1
-        except Exception as exc:
-            me.errors.append(f"command: {type(exc).__name__}: {exc}")
-
-
-def honest_user(
-    address: str,
-    users: Users,
-    me: Honest,
-    *,
-    previews: int,
-    deadline: float,
-    start: threading.Barrier | None = None,
-    leak: list[tuple[str, str]] | None = None,
-) -> Honest:
-    """One notebook user: previews, one run, status now and then, the result."""
-    pipeline = nuclei_count_pipeline()
-    rng = random.Random(me.name)
-    conn = None
-    try:
-        if start is not None:
-            start.wait(60.0)
-        conn = connect(address, **users.connect_args(me.name), timeout=30.0)
-        timed(me, conn.plates, conn.executions)
-        for i in range(previews):
-            began = time.perf_counter()
-            try:
-                well = me.wells[i % len(me.wells)]
-                patient(
-                    me,
-                    partial(
-                        conn.preview, pipeline, PLATE, well, 1 + i % 2, max_size=128
-                    ),
-                    deadline,
-                )
-                me.previews_ok += 1
-                me.preview_s.append(time.perf_counter() - began)
-            except Exception as exc:
-                me.errors.append(f"preview: {type(exc).__name__}: {exc}")
-        began = time.perf_counter()
-        run = patient(
-            me, lambda: conn.submit(pipeline, PLATE, wells=me.wells), deadline
-        )
-        run.on_well(lambda w: me.arrivals.update([w.well]))
-        if leak is not None:  # the id and the topic's key, as a notebook shows
-            info = patient(me, lambda: conn.status(run.id), deadline)
-            leak.append((run.id, getattr(info, "stream_key", "")))
-        timed(me, conn.executions, lambda: conn.status(run.id))
-        while not run.wait(rng.uniform(0.2, 0.5)) and time.monotonic() < deadline:
-            timed(me, conn.executions, lambda: conn.status(run.id))
-        finished = run.wait(max(0.0, deadline - time.monotonic()))
-        me.run_s = time.perf_counter() - began
-        me.state = run.state
-        if not finished:
-            me.errors.append(f"run {run.id} not finished by the deadline")
-            return me
-        # callbacks run on the connection's callback thread: let them catch up
-        settle = time.monotonic() + 5.0
-        while sum(me.arrivals.values()) < len(me.wells) and time.monotonic() < settle:
-            time.sleep(0.02)
-        time.sleep(0.1)  # a duplicate would show up here
-        table = run.result(timeout=1.0)
-        iterated = Counter(w.well for w in run)
-        statuses = {w.well: w.status for w in run}
-        expected = Counter(me.wells)
-        me.ok = (
-            run.state == "done"
-            and me.arrivals == expected
-            and iterated == expected
-            and Counter(table["well"]) == expected
-            and all(s == "done" for s in statuses.values())
-        )
-        if not me.ok:
-            me.errors.append(
-                f"run {run.id} {run.state}: on_well {dict(me.arrivals)}, "
-                f"iterated {dict(iterated)}, wells {statuses}"
-            )
-    except Exception as exc:
-        me.errors.append(f"{type(exc).__name__}: {exc}")
-    finally:
-        if conn is not None:
-            conn.close()
-    return me
-
-
-def wells_of(index: int, count: int, plate_wells: list[str]) -> list[str]:
-    """``count`` wells for user ``index``, rotated so users spread over the plate."""
-    return [plate_wells[(index + i) % len(plate_wells)] for i in range(count)]
-
-
-def warm_up(address: str, users: Users, name: str, limit: float) -> list[str]:
-    """Import and warm the workers once, before any timing; the plate's wells."""
-    with connect(address, **users.connect_args(name), timeout=60.0) as probe:
-        wells = list(probe.plate_info(PLATE).wells)
-        probe.preview(nuclei_count_pipeline(), PLATE, wells[0], max_size=128)
-        probe.submit(nuclei_count_pipeline(), PLATE).result(limit)
-    return wells
 
 
 @dataclass

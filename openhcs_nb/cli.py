@@ -2,6 +2,12 @@
 
 ``openhcs-nb run PLATE [--pipeline FILE.py] [--workers N] [--dask [ADDR]] --out DIR``
 ``openhcs-nb demo [--local] [--workers N] [--out DIR]``
+
+Without ``--pipeline`` a run gets :func:`openhcs_nb.default_pipeline`: nuclei
+in the first channel, cells in the second, cytoplasm, measurements and image
+quality. On a one-channel plate there is no cell channel, so the same
+pipeline runs without its cell steps (nuclei and quality only) and says so in
+one line, rather than refusing a plate that the nuclei half handles well.
 """
 
 from __future__ import annotations
@@ -10,8 +16,12 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openhcs_nb.errors import OpenHCSError
+
+if TYPE_CHECKING:
+    from openhcs_nb.pipeline.model import Pipeline
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a pipeline on a plate, in-process")
     run.add_argument("plate", help="OME-Zarr plate, ImageXpress folder, or 'demo'")
     run.add_argument(
-        "--pipeline", type=Path, help="pipeline code file (default: nuclei pipeline)"
+        "--pipeline",
+        type=Path,
+        help="pipeline code file (default: nuclei in the first channel, cells "
+        "in the second, cytoplasm, measurements; nuclei only on 1-channel plates)",
     )
     run.add_argument("--workers", type=int, default=None, help="worker processes")
     run.add_argument("--out", type=Path, required=True, help="results directory")
@@ -58,32 +71,47 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+    from openhcs_nb import load_pipeline, open_plate, run_local
 
-    from openhcs_nb import default_pipeline, load_pipeline, open_plate, run_local
-
+    plate = open_plate(args.plate)
     pipeline = (
         load_pipeline(args.pipeline.read_text())
         if args.pipeline
-        else default_pipeline()
+        else _default_for(plate.layout.channels)
     )
-    plate = open_plate(args.plate)
-    total = len(args.wells) if args.wells else len(plate.wells)
-    with tqdm(total=total, unit="well", desc=plate.name) as bar:
-        results = run_local(
-            pipeline,
-            plate,
-            workers=args.workers,
-            out=args.out,
-            wells=args.wells,
-            on_well=lambda r: bar.update(1),
-            dask=args.dask,
-        )
-    print(results.wells.drop(columns=["error"]).to_string(index=False))
+    results = run_local(
+        pipeline,
+        plate,
+        workers=args.workers,
+        out=args.out,
+        wells=args.wells,
+        dask=args.dask,
+        progress=True,
+    )
+    wells = results.wells
+    print(wells[[c for c in _SUMMARY if c in wells]].to_string(index=False))
     for well, error in results.failed.items():
         print(f"well {well} failed: {error}", file=sys.stderr)
     print(f"results: {results.path}")
     return 1 if results.failed else 0
+
+
+#: The per-well columns worth a terminal line; the rest are in wells.parquet.
+_SUMMARY = ("well", "status", "count", "cells_count", "fields_failing_qc")
+
+
+def _default_for(channels: Sequence[str]) -> Pipeline:
+    """The default pipeline, without its cell steps on a one-channel plate."""
+    from openhcs_nb import default_pipeline
+
+    if len(channels) >= 2:
+        return default_pipeline()
+    print(
+        f"openhcs-nb: note: the plate has one channel ({channels[0]}), so the "
+        "default pipeline finds nuclei only; the cell steps need a second channel",
+        file=sys.stderr,
+    )
+    return default_pipeline(cell_channel=None)
 
 
 if __name__ == "__main__":

@@ -1,18 +1,18 @@
-"""The shipped pipelines: a nuclei count, and nuclei, cells and cytoplasm.
+"""The shipped pipelines: nuclei, cells and cytoplasm, and a quick nuclei count.
 
-:func:`default_pipeline` segments nuclei in the first channel (dict key
-``0``, or ``channel="DAPI"`` by name), splits touching nuclei and measures
-every channel inside them: quick, and what the notebooks and the CLI use.
-
-:func:`cells_pipeline` is a Cell Painting-style primary / secondary /
-tertiary pipeline, tuned on the demo plate (``docs/analysis.md`` has the
-figures), and what ``openhcs-nb demo`` runs:
+:func:`default_pipeline` (what a run without a pipeline gets, and what
+``openhcs-nb demo`` runs) is :func:`cells_pipeline`, a Cell Painting-style
+primary / secondary / tertiary pipeline tuned on the demo plate
+(``docs/analysis.md`` has the figures):
 
 1. ``illumination``: flat-field correction of every channel, fitted over the
    whole plate before any well (a plate-level phase).
 2. ``nuclei`` in the first channel: a small rolling-ball background
-   subtraction (it opens the dim seams between touching nuclei), then
-   threshold and split clumps by shape.
+   subtraction (it opens the dim seams between touching nuclei), a Li
+   threshold (lower than Otsu, so dim nuclei beside bright ones stay whole),
+   and clumps split at the peaks of shape plus a blob response
+   (``declump="blob"``), which finds one centre per nucleus even where
+   rim-bright nuclei touch without a seam.
 3. ``cells`` in the second channel, grown from the nuclei (propagation,
    a triangle threshold on log intensity, at most 80 px from the nucleus).
 4. ``cytoplasm``: each cell minus its nucleus.
@@ -21,6 +21,10 @@ figures), and what ``openhcs-nb demo`` runs:
    cytoplasm labels are stored; measuring them is one more step,
    ``Step(name="measure_cytoplasm", func=(measure_objects, {"objects":
    "cytoplasm", "parent": "nuclei"}), variable_components=["channel"])``.
+
+:func:`nuclei_count_pipeline` segments nuclei in the first channel (dict
+key ``0``, or ``channel="DAPI"`` by name), splits touching nuclei and
+measures every channel inside them: the quick count, for plumbing and tests.
 """
 
 from __future__ import annotations
@@ -43,7 +47,16 @@ from openhcs_nb.pipeline.model import Pipeline, Step
 
 NUCLEI = [
     (subtract_background, {"radius": 15}),
-    (identify_primary, {"min_distance": 7, "smoothing": 1.0, "min_size": 80}),
+    (
+        identify_primary,
+        {
+            "threshold": "li",
+            "declump": "blob",
+            "min_distance": 7,
+            "smoothing": 1.0,
+            "min_size": 80,
+        },
+    ),
 ]
 CELLS = (
     identify_secondary,

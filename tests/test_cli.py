@@ -9,6 +9,11 @@ import pandas as pd
 
 from openhcs_nb import Pipeline, Step, nuclei_count_pipeline
 from openhcs_nb.functions import gaussian_blur, label_objects, threshold_otsu
+from openhcs_nb.plates.synthetic import (
+    SyntheticPlateSpec,
+    generate_plate,
+    load_ground_truth,
+)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -21,18 +26,65 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_when_run_without_pipeline_then_default_tables_are_written(
+def test_when_run_without_pipeline_then_the_cells_tables_are_written(
     small_plate_path, tmp_path
 ):
+    out = tmp_path / "r"
     result = cli(
-        "run", str(small_plate_path), "--workers", "1", "--out", str(tmp_path / "r")
+        "run",
+        str(small_plate_path),
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        "--wells",
+        "A01",
+        "A02",
     )
     assert result.returncode == 0, result.stderr
-    wells = pd.read_parquet(tmp_path / "r" / "wells.parquet")
-    objects = pd.read_parquet(tmp_path / "r" / "objects.parquet")
-    assert len(wells) == 6
-    assert wells["count"].sum() == len(objects)
-    assert "A01" in result.stdout and "results:" in result.stdout
+    truth = load_ground_truth(small_plate_path)
+    wells = pd.read_parquet(out / "wells.parquet").set_index("well")
+    objects = pd.read_parquet(out / "objects.parquet")
+    fields = pd.read_parquet(out / "fields.parquet")
+    assert list(wells.index) == ["A01", "A02"]
+    per_set = objects.groupby(["well", "object_set"]).size().unstack()
+    assert sorted(per_set.columns) == ["cells", "nuclei"]
+    for well in ("A01", "A02"):
+        assert wells.loc[well, "count"] == truth.count(well)
+        assert per_set.loc[well, "nuclei"] == truth.count(well)
+        assert wells.loc[well, "cells_count"] == per_set.loc[well, "cells"]
+    cells = objects[objects.object_set == "cells"]
+    assert cells["parent_nuclei"].notna().all()
+    # one row per well, field and channel, with the quality verdict
+    assert len(fields) == 2 * 2 * 2
+    assert set(fields.channel) == {"DAPI", "GFP"}
+    assert fields["qc_pass"].notna().all()
+    assert "A02" in result.stdout and "cells_count" in result.stdout
+    assert "results:" in result.stdout
+
+
+def test_when_plate_has_one_channel_then_default_finds_nuclei_and_says_why(tmp_path):
+    plate = tmp_path / "one.ome.zarr"
+    spec = SyntheticPlateSpec(
+        rows=1,
+        columns=1,
+        fields=1,
+        channels=("DAPI",),
+        shape=(128, 128),
+        min_nuclei=5,
+        max_nuclei=5,
+        seed=3,
+    )
+    generate_plate(spec, plate)
+    out = tmp_path / "r"
+    result = cli("run", str(plate), "--workers", "0", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "second channel" in notes[0]
+    assert "Traceback" not in result.stderr
+    objects = pd.read_parquet(out / "objects.parquet")
+    assert set(objects.object_set) == {"nuclei"}
+    assert len(objects) == load_ground_truth(plate).count("A01")
 
 
 def test_when_pipeline_file_given_then_it_is_used(small_plate_path, tmp_path):

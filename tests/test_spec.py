@@ -213,7 +213,7 @@ def test_when_a_module_level_function_is_pickled_then_it_travels_by_name():
     assert pickle.loads(pickle.dumps(TOY)) is not TOY  # bound as TOY, not toy
 
 
-def test_when_spec_is_imported_then_only_errors_comes_with_it():
+def test_when_spec_is_imported_then_only_errors_and_its_params_come_with_it():
     # The package __init__ is replaced by a bare namespace so that only what
     # spec.py itself pulls in is counted.
     code = (
@@ -229,7 +229,10 @@ def test_when_spec_is_imported_then_only_errors_comes_with_it():
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.split("\n")
-    assert out[0] == "['openhcs_nb', 'openhcs_nb.errors', 'openhcs_nb.spec']"
+    assert out[0] == (
+        "['openhcs_nb', 'openhcs_nb._spec_params', 'openhcs_nb.errors', "
+        "'openhcs_nb.spec']"
+    )
     assert out[1] == "False"
 
 

@@ -12,8 +12,9 @@ callbacks run on one callback thread per connection, in arrival order. See
 
 from __future__ import annotations
 
+from openhcs_nb.client._connect import connect
 from openhcs_nb.client._wells import PreviewResult, WellEvent
-from openhcs_nb.client.connection import Connection, connect
+from openhcs_nb.client.connection import Connection
 from openhcs_nb.client.errors import (
     ERROR_CLASSES,
     ClientKeyError,
@@ -33,6 +34,7 @@ from openhcs_nb.client.errors import (
     RemoteUnknownExecution,
     RemoteUnknownPlate,
     RemoteUnknownWell,
+    ServerLost,
     ServerUnavailable,
     remote_error,
 )
@@ -60,6 +62,7 @@ __all__ = [
     "RemoteUnknownExecution",
     "RemoteUnknownPlate",
     "RemoteUnknownWell",
+    "ServerLost",
     "ServerUnavailable",
     "WellEvent",
     "connect",

@@ -19,6 +19,7 @@ _COLOURS = {
     "done": "#2ca02c",
     "failed": "#d62728",
     "cancelled": "#ff7f0e",
+    "server lost": "#d62728",
 }
 
 

@@ -14,7 +14,8 @@ decides what to deliver and when to fetch; this module does the sending:
 - An execution that the server ends without a ``Finished`` event (its reply
   says ``complete``) is finished from its ``Status`` record.
 - A reply too large for one message halves that execution's fetch limit.
-- Once finished, the topic is unsubscribed and the execution forgotten here.
+- Once finished, the topic is unsubscribed and the execution forgotten here;
+  so is every execution when the server is lost (:meth:`StreamHub.abandon`).
 
 Everything in this module runs on the I/O thread.
 """
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,16 @@ class StreamHub:
         if up:
             log.debug("%s link up: backfilling %d executions", link, len(self._streams))
             self.resync()
+
+    def abandon(self, error_for: Callable[[Execution], RemoteError]) -> None:
+        """Stop following every execution; each handle ends with its error.
+
+        Used when the server is lost (``_heartbeat``): the handles say so at
+        once rather than wait for a server that may never come back.
+        """
+        for stream in list(self._streams.values()):
+            self._drop(stream)
+            stream.execution._stream_failed(error_for(stream.execution))
 
     def resync(self) -> None:
         """Fetch for every followed execution now (after a lost SUB link)."""

@@ -1,9 +1,9 @@
 """The kernel's connection to an openhcs server: commands, and execution handles.
 
-``connect`` opens a :class:`Connection`: one I/O thread owns its sockets
-(``_transport``), one callback thread runs user callbacks (``_dispatch``), and
-the caller's thread only ever waits on futures, with a timeout, so a notebook
-never hangs on a server that is gone.
+``connect`` (``_connect``) opens a :class:`Connection`: one I/O thread owns
+its sockets, streams and heartbeat (``_link``), one callback thread runs user
+callbacks (``_dispatch``), and the caller's thread only ever waits on futures,
+with a timeout, so a notebook never hangs on a server that is gone.
 
 Rules:
 
@@ -14,9 +14,11 @@ Rules:
   raises the :class:`~openhcs_nb.client.errors.RemoteError` subclass of its code.
 - ``submit`` and ``attach`` start following the execution on the I/O thread
   *before* they return, so no event can slip past the returned handle.
-- One live :class:`Execution` per execution id and connection. Handles are
-  held weakly: one nobody holds any more is forgotten with its previews, and a
-  later ``attach`` fetches its wells again.
+- One live :class:`Execution` per execution id and connection (``_handles``).
+- While executions are followed, a heartbeat (``_heartbeat``) asks the server
+  a cheap question every ``heartbeat_interval`` seconds; after
+  ``heartbeat_misses`` unanswered ones the live handles end as
+  ``"server lost"`` with a one-line :class:`ServerLost` saying how to reattach.
 - Preview images are kept within one byte budget per connection
   (``preview_budget_bytes`` of :func:`connect`, shared by its executions);
   summaries, statuses and errors of every well are always kept.
@@ -25,34 +27,27 @@ Rules:
 from __future__ import annotations
 
 import logging
-import threading
-import weakref
 from collections.abc import Callable, Sequence
-from concurrent.futures import wait
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from openhcs_nb.client._commands import (
     PipelineLike,
-    check_hello,
     client_name,
     code_of,
     images_of_event,
-    pub_address,
 )
 from openhcs_nb.client._dispatch import CallbackThread
+from openhcs_nb.client._handles import Handles
+from openhcs_nb.client._heartbeat import DEFAULT_INTERVAL, DEFAULT_MISSES, lost_error
 from openhcs_nb.client._html import connection_html
-from openhcs_nb.client._keys import CurveKeys, curve_keys
+from openhcs_nb.client._link import ServerLink
 from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET, PreviewCache
-from openhcs_nb.client._streams import StreamHub
 from openhcs_nb.client._wells import PreviewResult, preview_result
 from openhcs_nb.client.errors import (
     ConnectionClosed,
-    RemoteTimeout,
     ServerUnavailable,
 )
-from openhcs_nb.client.execution import Execution
-from openhcs_nb.errors import OpenHCSError, OptionalDependencyError
+from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.protocol import (
     Cancel,
     ExecutionInfo,
@@ -71,33 +66,15 @@ from openhcs_nb.protocol import (
 )
 
 if TYPE_CHECKING:
-    from openhcs_nb.client._transport import Transport
+    from openhcs_nb.client._keys import CurveKeys
+    from openhcs_nb.client.execution import Execution
 
 log = logging.getLogger("openhcs_nb.client")
 
 #: Seconds a preview may take by default: it runs a pipeline on the server.
 PREVIEW_TIMEOUT = 60.0
-#: Seconds a backfill fetch may take before it is sent again.
-FETCH_TIMEOUT = 5.0
 #: Seconds the HTML repr waits for the executions list before saying so.
 REPR_TIMEOUT = 1.0
-
-
-def _transport_class() -> type[Transport]:
-    """The socket layer, imported late: pyzmq is an optional dependency.
-
-    Raises
-    ------
-    OptionalDependencyError
-        pyzmq is not installed.
-    """
-    try:
-        from openhcs_nb.client._transport import Transport
-    except ImportError as exc:
-        raise OptionalDependencyError(
-            "connecting to an openhcs server", "jupyter", "pyzmq"
-        ) from exc
-    return Transport
 
 
 class Connection:
@@ -112,56 +89,48 @@ class Connection:
         omero_session: str | None = None,
         quiet_after: float = 1.0,
         preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
+        heartbeat_interval: float = DEFAULT_INTERVAL,
+        heartbeat_misses: int = DEFAULT_MISSES,
     ) -> None:
         self.address = address if "://" in address else f"tcp://{address}"
         self.timeout = timeout
         self.server_info: HelloReply | None = None
-        self._executions: weakref.WeakValueDictionary[str, Execution] = (
-            weakref.WeakValueDictionary()
-        )
         self._previews: PreviewCache[tuple[str, str]] = PreviewCache(
             preview_budget_bytes
         )
-        self._lock = threading.Lock()
         self._closed = False
         self._hello = Hello(rid=0, client=client_name(), omero_session=omero_session)
-        self._hub = StreamHub(
-            quiet_after=quiet_after, timeout=min(timeout, FETCH_TIMEOUT)
-        )
-        self._transport = _transport_class()(
+        self._link = ServerLink(
             self.address,
             keys,
-            on_event=self._hub.on_event,
-            on_tick=self._hub.on_tick,
-            on_link=self._hub.on_link,
+            self._hello,
+            timeout=timeout,
+            quiet_after=quiet_after,
+            heartbeat=(heartbeat_interval, heartbeat_misses),
+            on_lost=self._server_lost,
         )
-        self._hub.bind(self._transport)
-        self._transport.requests.hello = self._hello
+        self._hub = self._link.hub
+        self._transport = self._link.transport
         self._dispatcher = CallbackThread(f"openhcs-client-callbacks {self.address}")
+        self._handles = Handles(self, self._dispatcher, self._previews)
 
-    # --- handshake ------------------------------------------------------------
+    # --- handshake and liveness (I/O thread, but ``_handshake``) ----------------
 
-    def _handshake(self) -> None:
+    def _handshake(self, link_timeout: float, hint: str) -> None:
+        """Wait for the link, then say Hello; ``hint`` ends the error message."""
+        self._link.wait_linked(link_timeout, hint)
         try:
-            self.server_info = self._call(self._hello, then=self._on_hello)
+            self.server_info = self._call(self._hello, then=self._link.on_hello)
         except ServerUnavailable:
             raise ServerUnavailable(
-                f"no openhcs server answered at {self.address} within "
-                f"{self.timeout:g} s: is it running? is the key right?"
+                f"no openhcs server answered Hello at {self.address} within "
+                f"{self.timeout:g} s: {hint}"
             ) from None
 
-    def _on_hello(self, reply: HelloReply, _buffers: Sequence[Any]) -> HelloReply:
-        """I/O thread: check the version, then open the event socket."""
-        check_hello(reply)
-        events = pub_address(self.address, reply.event_port)
-        if events is None:
-            log.warning(
-                "server %s names no event port: following executions by polling",
-                self.address,
-            )
-        else:
-            self._transport.connect_events(events)
-        return reply
+    def _server_lost(self, silence: float) -> None:
+        """The heartbeat gave up: end every followed handle, saying how to go on."""
+        log.warning("server %s lost: no answer for %.0f s", self.address, silence)
+        self._hub.abandon(lambda run: lost_error(self.address, silence, run.id))
 
     # --- commands -------------------------------------------------------------
 
@@ -317,15 +286,15 @@ class Connection:
         """The handle of an execution submitted earlier (e.g. before a restart).
 
         Every event the server stored is fetched again, so the handle sees
-        every well, even when the execution finished long ago.
+        every well, even when the execution finished long ago. A handle that
+        ended as ``"server lost"`` is replaced by a fresh one here.
 
         Raises
         ------
         RemoteUnknownExecution
             No such execution for this user.
         """
-        with self._lock:
-            known = self._executions.get(execution_id)
+        known = self._handles.live(execution_id)
         if known is not None:
             return known
         info = self.status(execution_id, timeout=timeout)
@@ -346,11 +315,8 @@ class Connection:
         if self._closed:
             return
         self._closed = True
-        self._transport.close()
-        with self._lock:
-            executions = list(self._executions.values())
-        for execution in executions:
-            execution._detach()
+        self._link.close()
+        self._handles.detach_all()
         self._dispatcher.close()
 
     def __enter__(self) -> Connection:
@@ -369,38 +335,13 @@ class Connection:
         then: Callable[[Any, Sequence[Any]], Any] | None = None,
     ) -> Any:
         """Send ``message`` and wait for ``then(reply, buffers)`` (or the reply)."""
-        limit = self.timeout if timeout is None else timeout
-        future = self._transport.request(message, timeout=limit, then=then)
-        finished, _ = wait([future], timeout=limit + 5.0)
-        if not finished:  # the I/O thread itself is stuck or gone
-            raise RemoteTimeout(
-                f"no reply from {self.address} to {type(message).__name__} "
-                f"within {limit:g} s"
-            )
-        result = future.result()
-        return result[0] if then is None else result
+        return self._link.call(message, timeout=timeout, then=then)
 
     def _adopt(
         self, execution_id: str, plate: str, stream_key: str, **fields: Any
     ) -> Execution:
         """I/O thread: the one handle of ``execution_id``, now followed."""
-        with self._lock:
-            execution = self._executions.get(execution_id)
-            if execution is None:
-                execution = Execution(
-                    self,
-                    execution_id,
-                    plate,
-                    dispatcher=self._dispatcher,
-                    previews=self._previews,
-                    **fields,
-                )
-                self._executions[execution_id] = execution
-                weakref.finalize(
-                    execution,
-                    self._previews.discard_if,
-                    lambda key, gone=execution_id: key[0] == gone,
-                )
+        execution = self._handles.adopt(execution_id, plate, **fields)
         self._hub.follow(execution, stream_key)
         return execution
 
@@ -411,20 +352,18 @@ class Connection:
         timeout: float | None,
         *,
         full_resolution: bool = True,
+        site: int = 0,
     ) -> dict[str, Any]:
-        """The images of event ``seq``: full size, or the previews it streamed."""
+        """The images of event ``seq``: full size (field ``site``), or its previews."""
         message = Fetch(
             rid=0,
             execution_id=execution_id,
             since_seq=seq - 1,
             limit=1,
             full_resolution=full_resolution,
+            site=site,
         )
         return self._call(message, timeout=timeout, then=images_of_event(seq))
-
-    def _debug_drop_subscription(self, reopen_after: float = 0.0) -> None:
-        """Test hook: close the event socket, reopen it ``reopen_after`` s later."""
-        self._transport.call_soon(lambda: self._transport.drop_events(reopen_after))
 
     # --- display --------------------------------------------------------------
 
@@ -434,7 +373,7 @@ class Connection:
         version = self.server_info.server_version if self.server_info else "?"
         return (
             f"<Connection {self.address}: server {version}, "
-            f"{len(self._executions)} executions in this session>"
+            f"{len(self._handles)} executions in this session>"
         )
 
     def _repr_html_(self) -> str:
@@ -450,49 +389,3 @@ class Connection:
             except OpenHCSError as exc:
                 problem = f"unreachable: {exc}"
         return connection_html(self.address, self.server_info, executions, problem)
-
-
-def connect(
-    address: str,
-    server_key: str | Path | None = None,
-    *,
-    client_keys: tuple[Path, Path] | None = None,
-    timeout: float = 10.0,
-    omero_session: str | None = None,
-    preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
-) -> Connection:
-    """Connect to the openhcs server at ``address`` and say Hello.
-
-    ``server_key`` pins the server's CurveZMQ public key (Z85 text or a key
-    file); ``client_keys`` are this client's ``(public, secret)`` key files
-    (an ephemeral pair is made when omitted). ``preview_budget_bytes`` bounds
-    the preview images the connection keeps (64 MiB by default, the newest
-    wells first); older wells keep their summaries and fetch their previews
-    again on request.
-
-    Raises
-    ------
-    ServerUnavailable
-        No server answered within ``timeout`` (not running, wrong address or
-        wrong key).
-    RemoteProtocolError
-        The server speaks another protocol version.
-    RemoteSessionInvalid
-        The OMERO session key was refused.
-    ClientKeyError
-        A key or key file cannot be read.
-    """
-    keys = curve_keys(server_key, client_keys)
-    connection = Connection(
-        address,
-        keys,
-        timeout=timeout,
-        omero_session=omero_session,
-        preview_budget_bytes=preview_budget_bytes,
-    )
-    try:
-        connection._handshake()
-    except BaseException:
-        connection.close()
-        raise
-    return connection

@@ -219,6 +219,16 @@ class ConnectionClosed(ServerUnavailable):
     code = "closed"
 
 
+class ServerLost(ServerUnavailable):
+    """The server stopped answering while executions ran; they may go on there.
+
+    The handle of each live execution ends with this error (its state reads
+    ``"server lost"``); once the server is back, ``attach`` its id again.
+    """
+
+    code = "server_lost"
+
+
 class ClientKeyError(OpenHCSError, ValueError):
     """A key or key file given to ``connect`` cannot be used; the message says why."""
 

@@ -7,13 +7,20 @@ wakes whoever waits:
 - blocking waiters (``wait``, ``result``, ``for well in execution``),
 - ``async for`` iterators, woken with ``loop.call_soon_threadsafe`` so the
   event loop itself never blocks,
-- callbacks (``on_well``, ``add_done_callback``), run on the connection's
-  callback thread in arrival order, never on the I/O thread. A callback
-  registered late is first replayed the wells already seen, so it sees every
-  well exactly once.
+- callbacks (``on_well``, ``on_well_started``, ``add_done_callback``), run on
+  the connection's callback thread in arrival order, never on the I/O thread.
+  A callback registered late is first replayed what was already seen, so it
+  sees every well exactly once.
 
-A well reported twice (a restarted server re-running it) counts once: the
-first report wins.
+What the events mean (states, running wells, first report wins) is kept in
+:class:`~openhcs_nb.client._run_state.RunState`. A server that stops
+answering ends the handle as ``"server lost"`` (``_heartbeat`` decides when);
+``wait`` then returns and ``result`` raises
+:class:`~openhcs_nb.client.errors.ServerLost` at once.
+
+Display: ``_repr_html_`` is a static snapshot. The notebook layer registers a
+live panel for this type with IPython (``openhcs_nb.jupyter._display``); the
+client itself never imports it.
 
 Memory: every well's record (summary, status, error) is kept, but its preview
 images only while they fit the connection's preview budget
@@ -27,51 +34,32 @@ them only while kept, else ``previews_dropped`` is set and
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from openhcs_nb.client._preview_cache import PreviewCache
-from openhcs_nb.client._wells import (
-    FINAL_STATES,
-    WellEvent,
-    state_name,
-    well_event,
-    with_previews,
-    without_previews,
+from openhcs_nb.client._execution_feed import (
+    DoneCallback,
+    ExecutionFeed,
+    StartedCallback,
+    WellCallback,
+    _call_each,
 )
-from openhcs_nb.client.errors import (
-    ConnectionClosed,
-    RemoteError,
-    RemoteExecutionError,
-)
-from openhcs_nb.protocol import (
-    Event,
-    ExecutionInfo,
-    Finished,
-    Progress,
-    Queued,
-    Started,
-    WellDone,
-    WellFailed,
-)
+from openhcs_nb.client._run_state import RunState
+from openhcs_nb.client._wells import WellEvent, state_name
+from openhcs_nb.client.errors import ConnectionClosed, RemoteExecutionError
 
 if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
     from openhcs_nb.client._dispatch import CallbackThread
+    from openhcs_nb.client._preview_cache import PreviewCache
     from openhcs_nb.client.connection import Connection
 
-log = logging.getLogger("openhcs_nb.client")
-
-WellCallback = Callable[[WellEvent], Any]
-DoneCallback = Callable[["Execution"], Any]
+__all__ = ["DoneCallback", "Execution", "StartedCallback", "WellCallback"]
 
 
-class Execution:
+class Execution(ExecutionFeed):
     """A running or finished execution on the server; behaves like a future."""
 
     def __init__(
@@ -92,48 +80,61 @@ class Execution:
         A connection passes its own cache, so one budget bounds all its
         executions; without one the execution gets a default-sized cache.
         """
-        self.id = execution_id
         self.plate = plate
         self.label = label
         self.requested_wells: tuple[str, ...] = tuple(wells)
-        self._connection = connection
-        self._dispatcher = dispatcher
-        self._cond = threading.Condition()
-        self._state = state_name(state)
-        self._total = total or len(self.requested_wells)
-        self._previews: PreviewCache[tuple[str, str]] = (
-            PreviewCache() if previews is None else previews
+        super().__init__(
+            connection,
+            execution_id,
+            dispatcher=dispatcher,
+            run=RunState(state, total, self.requested_wells),
+            previews=previews,
         )
-        # Records without their images (those live in ``_previews``).
-        self._events: list[WellEvent] = []
-        self._by_well: dict[str, WellEvent] = {}
-        self._error: str | None = None
-        self._finished = False
-        self._stream_error: RemoteError | None = None
-        self._detached = False
-        self._well_callbacks: list[WellCallback] = []
-        self._done_callbacks: list[DoneCallback] = []
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-        self._phase: tuple[str, int, int] | None = None
 
     # --- what is known --------------------------------------------------------
 
     @property
     def state(self) -> str:
-        """``queued``, ``running``, ``done``, ``failed`` or ``cancelled``."""
-        return self._state
+        """One of ``queued running done failed cancelled``, or ``server lost``.
+
+        ``running`` from the first sign of work (a well started or done,
+        progress), even while another run holds the workers' attention;
+        ``server lost`` once the server stopped answering (:class:`ServerLost`).
+        """
+        return self._run.state
 
     @property
     def error(self) -> str | None:
-        """Why the execution failed as a whole (None when it did not)."""
-        return self._error
+        """Why the execution failed as a whole, or why it can't be followed."""
+        if self._stream_error is not None:
+            return str(self._stream_error)
+        return self._run.error
 
     @property
     def progress(self) -> tuple[int, int, int]:
         """``(done, failed, total)`` wells so far."""
         with self._cond:
-            failed = sum(1 for e in self._events if not e.ok)
-            return len(self._events) - failed, failed, self._total
+            failed = sum(1 for e in self._run.events if not e.ok)
+            return len(self._run.events) - failed, failed, self._run.total
+
+    @property
+    def running_wells(self) -> set[str]:
+        """Wells a worker has taken and not yet finished (empty once ended)."""
+        with self._cond:
+            return set() if self._run.finished else set(self._run.running)
+
+    def well_state(self, well: str) -> str:
+        """``queued``, ``running``, ``done``, ``failed`` or ``cancelled``.
+
+        Wells that never ran in a cancelled execution read ``cancelled``.
+
+        Raises
+        ------
+        KeyError
+            ``well`` is not one of this execution's wells.
+        """
+        with self._cond:
+            return self._run.well_state(well)
 
     @property
     def phase(self) -> tuple[str, int, int] | None:
@@ -143,7 +144,7 @@ class Execution:
         well; None for a pipeline without a plate-level phase.
         """
         with self._cond:
-            return self._phase
+            return self._run.phase
 
     @property
     def wells(self) -> dict[str, WellEvent]:
@@ -153,7 +154,7 @@ class Execution:
         record has ``previews_dropped`` set (see :meth:`previews`).
         """
         with self._cond:
-            records = list(self._by_well.values())
+            records = list(self._run.by_well.values())
         return {record.well: self._hydrated(record) for record in records}
 
     @property
@@ -162,7 +163,7 @@ class Execution:
         with self._cond:
             return {
                 e.well: f"{e.error}\n{e.traceback}" if e.traceback else str(e.error)
-                for e in self._events
+                for e in self._run.events
                 if not e.ok
             }
 
@@ -189,7 +190,7 @@ class Execution:
             The previews were dropped and the connection is closed.
         """
         with self._cond:
-            record = self._by_well.get(well)
+            record = self._run.by_well.get(well)
         if record is None:
             raise KeyError(f"execution {self.id} has no result for well {well!r}")
         kept = self._previews.get((self.id, well))
@@ -201,19 +202,10 @@ class Execution:
         self._previews.put((self.id, well), images)
         return dict(images)
 
-    def show_napari(self, viewer: Any = None) -> Any:
-        """Open napari and add each well's images and labels as they arrive.
-
-        Needs the ``napari`` extra and a display; without one the error points
-        to the inline viewer. (The import is deferred: the client does not
-        otherwise depend on the Jupyter layer.)
-        """
-        from openhcs_nb.jupyter.napari_view import show_napari
-
-        return show_napari(self, viewer)
-
-    def fetch_full(self, well: str, timeout: float | None = None) -> dict[str, Any]:
-        """Full-resolution images of ``well``, fetched from the server now.
+    def fetch_full(
+        self, well: str, timeout: float | None = None, *, site: int = 0
+    ) -> dict[str, Any]:
+        """Full-resolution images of field ``site`` of ``well``, fetched now.
 
         Raises
         ------
@@ -223,19 +215,18 @@ class Execution:
             The server refused or did not answer.
         """
         with self._cond:
-            if well not in self._by_well:
+            if well not in self._run.by_well:
                 raise KeyError(f"execution {self.id} has no result for well {well!r}")
-            seq = self._by_well[well].seq
-        return self._connection._fetch_images(self.id, seq, timeout)
+            seq = self._run.by_well[well].seq
+        return self._connection._fetch_images(self.id, seq, timeout, site=site)
 
     # --- future-like ----------------------------------------------------------
 
-    def done(self) -> bool:
-        """Whether the execution has ended (or can no longer be followed)."""
-        return self._finished or self._stream_error is not None
-
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the execution ends; False on timeout or closed connection."""
+        """Block until the execution ends; False on timeout or closed connection.
+
+        True, at once, when the server was lost (``result`` says so).
+        """
         with self._cond:
             self._cond.wait_for(self._settled, timeout)
             return self.done()
@@ -254,6 +245,8 @@ class Execution:
             The execution failed as a whole (e.g. its plate became unreadable).
         ConnectionClosed
             The connection closed first; ``attach`` from a new one.
+        ServerLost
+            The server stopped answering; ``attach`` again once it is back.
         RemoteError
             The server stopped answering for this execution (e.g. unknown id).
         """
@@ -269,10 +262,10 @@ class Execution:
             )
         if self._stream_error is not None:
             raise self._stream_error
-        if self._state == "failed":
+        if self._run.state == "failed":
             raise RemoteExecutionError(
                 f"execution {self.id} on {self.plate} failed: "
-                f"{self._error or 'no reason given'}",
+                f"{self._run.error or 'no reason given'}",
                 details={"execution_id": self.id},
             )
         return self.table()
@@ -322,10 +315,24 @@ class Execution:
         so this works as a decorator.
         """
         with self._cond:
-            seen = [self._hydrated(record) for record in self._events]
+            seen = [self._hydrated(record) for record in self._run.events]
             self._well_callbacks.append(callback)
             if seen:
                 self._dispatcher.put(lambda: _call_each([callback], seen))
+        return callback
+
+    def on_well_started(self, callback: StartedCallback) -> StartedCallback:
+        """Call ``callback(well)`` when a worker takes a well, once per well.
+
+        Wells running now are replayed first; a well whose result came before
+        its start was seen is not reported as started. Runs on the callback
+        thread, like :meth:`on_well`; returns ``callback`` (a decorator).
+        """
+        with self._cond:
+            running = [] if self._run.finished else list(self._run.running)
+            self._started_callbacks.append(callback)
+            if running:
+                self._dispatcher.put(lambda: _call_each([callback], running))
         return callback
 
     def __iter__(self) -> Iterator[WellEvent]:
@@ -334,10 +341,10 @@ class Execution:
         while True:
             with self._cond:
                 self._cond.wait_for(self._more_than(index))
-                if index >= len(self._events):
+                if index >= len(self._run.events):
                     self._raise_if_cut_off()
                     return
-                event = self._events[index]
+                event = self._run.events[index]
             index += 1
             yield self._hydrated(event)
 
@@ -351,8 +358,8 @@ class Execution:
         while True:
             wake = asyncio.Event()
             with self._cond:
-                ready = index < len(self._events)
-                event = self._events[index] if ready else None
+                ready = index < len(self._run.events)
+                event = self._run.events[index] if ready else None
                 ended = not ready and self._settled()
                 if not ready and not ended:
                     self._waiters.append((loop, wake))
@@ -365,107 +372,6 @@ class Execution:
             else:
                 await wake.wait()
 
-    # --- fed by the I/O thread --------------------------------------------------
-
-    def _apply(self, event: Event, buffers: Sequence[Any]) -> None:
-        """Take one event, in seq order; called once per event."""
-        record = (
-            well_event(event, buffers)
-            if isinstance(event, (WellDone, WellFailed))
-            else None
-        )
-        with self._cond:
-            if self._finished:
-                return
-            if isinstance(event, Queued):
-                self._state = "queued"
-            elif isinstance(event, Started):
-                self._state, self._total = "running", event.total or self._total
-            elif isinstance(event, Progress) and event.phase:
-                self._phase = (event.phase, event.done, event.total)
-            elif isinstance(event, Progress):
-                self._total = event.total or self._total
-            elif isinstance(event, Finished):
-                self._end(state_name(event.state), event.error, event.total)
-            elif record is not None and record.well not in self._by_well:
-                kept = without_previews(record)
-                self._events.append(kept)
-                self._by_well[record.well] = kept
-                self._previews.put((self.id, record.well), record.previews)
-                if self._well_callbacks:
-                    callbacks = list(self._well_callbacks)
-                    self._dispatcher.put(lambda: _call_each(callbacks, [record]))
-            self._notify()
-
-    def _finish_from_info(self, info: ExecutionInfo) -> None:
-        """End from a Status record (the server sent no Finished event)."""
-        with self._cond:
-            if not self._finished:
-                self._end(state_name(info.state), info.error, info.total)
-                self._notify()
-
-    def _finish_from_state(self, state: str) -> None:
-        """End with only the state a fetch reply named."""
-        with self._cond:
-            if not self._finished:
-                self._end(state_name(state) or "failed", None, 0)
-                self._notify()
-
-    def _stream_failed(self, error: RemoteError) -> None:
-        """The server will not give this execution's events (e.g. unknown id)."""
-        with self._cond:
-            if not self.done():
-                self._stream_error = error
-                self._run_done_callbacks()
-                self._notify()
-
-    def _detach(self) -> None:
-        """The connection closed: wake everyone; the execution goes on remotely."""
-        with self._cond:
-            self._detached = True
-            self._notify()
-
-    def _end(self, state: str, error: str | None, total: int) -> None:
-        self._state = state if state in FINAL_STATES else "failed"
-        self._error = error
-        self._total = total or self._total
-        self._finished = True
-        self._run_done_callbacks()
-
-    def _run_done_callbacks(self) -> None:
-        callbacks, self._done_callbacks = self._done_callbacks, []
-        for fn in callbacks:
-            self._dispatcher.put(lambda fn=fn: fn(self))
-
-    def _notify(self) -> None:
-        """Wake blocking waiters and async iterators (called holding the lock)."""
-        self._cond.notify_all()
-        waiters, self._waiters = self._waiters, []
-        for loop, wake in waiters:
-            with contextlib.suppress(RuntimeError):  # that event loop is closed
-                loop.call_soon_threadsafe(wake.set)
-
-    def _hydrated(self, record: WellEvent) -> WellEvent:
-        """``record`` with its kept images, or as kept (``previews_dropped``)."""
-        if not record.previews_dropped:
-            return record
-        kept = self._previews.get((self.id, record.well))
-        return record if kept is None else with_previews(record, kept)
-
-    def _more_than(self, index: int) -> Callable[[], bool]:
-        return lambda: index < len(self._events) or self._settled()
-
-    def _settled(self) -> bool:
-        return self.done() or self._detached
-
-    def _raise_if_cut_off(self) -> None:
-        if self._stream_error is not None:
-            raise self._stream_error
-        if self._detached and not self._finished:
-            raise ConnectionClosed(
-                f"the connection closed before execution {self.id} ended"
-            )
-
     # --- display ----------------------------------------------------------------
 
     def _progress_text(self) -> str:
@@ -474,40 +380,15 @@ class Execution:
 
     def __repr__(self) -> str:
         return (
-            f"<Execution {self.id} on {self.plate!r}: {self._state}, "
+            f"<Execution {self.id} on {self.plate!r}: {self._run.state}, "
             f"{self._progress_text()}>"
         )
 
-    def _ipython_display_(self) -> None:
-        """In a notebook with widgets, a live progress panel; else the HTML snapshot.
-
-        The panel updates from the client's stream through a single writer on
-        the kernel's event loop (as dask's progress bars do), so displaying a
-        run never blocks the kernel.
-        """
-        from IPython.display import HTML, display
-
-        try:
-            from openhcs_nb.jupyter.run_panel import RunPanel
-        except ImportError:  # no ipywidgets: the static snapshot will do
-            display(HTML(self._repr_html_()))
-            return
-        display(RunPanel(self))
-
     def _repr_html_(self) -> str:
+        """A static snapshot (the notebook layer may register a live panel)."""
         from openhcs_nb.client._html import execution_html
 
         done, failed, total = self.progress
         return execution_html(
-            self.id, self.plate, self._state, done, failed, total, self._error
+            self.id, self.plate, self._run.state, done, failed, total, self.error
         )
-
-
-def _call_each(callbacks: Sequence[WellCallback], events: Sequence[WellEvent]) -> None:
-    """Run callbacks on events in order; one failing does not stop the others."""
-    for event in events:
-        for callback in callbacks:
-            try:
-                callback(event)
-            except Exception:
-                log.exception("on_well callback failed for well %s", event.well)

@@ -17,6 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from openhcs_nb._progress import Progress, make_bar
 from openhcs_nb.errors import ExecutionError
 from openhcs_nb.execution import plate_phase
 from openhcs_nb.execution._store_io import store_layout
@@ -52,6 +53,7 @@ def run_local(
     wells: Sequence[str] | None = None,
     on_well: WellCallback | None = None,
     dask: Any = None,
+    progress: Progress = None,
 ) -> Results:
     """Run ``pipeline`` on ``plate`` in local worker processes.
 
@@ -59,6 +61,11 @@ def run_local(
     well is passed to ``on_well`` in the order wells complete. ``dask`` hands
     the wells to Dask instead: ``True`` for a local cluster of ``workers``
     processes, or a ``distributed.Client`` / scheduler address.
+
+    ``progress`` counts finished wells on a bar: by default a ``tqdm.auto``
+    bar in a notebook or terminal and none elsewhere; ``True``/``False``
+    force it, and a ``factory(total, description)`` makes its own bar
+    (:mod:`openhcs_nb._progress`).
 
     Raises
     ------
@@ -75,13 +82,23 @@ def run_local(
     path = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="openhcs-"))
     store = ResultsStore(path)
     store.create(store_layout(plan))
-    if dask is not None and dask is not False:
-        from openhcs_nb.execution.dask_executor import execute_plan_dask
+    bar = make_bar(progress, len(plan.wells), source.name)
 
-        cluster = None if dask is True else dask
-        results = execute_plan_dask(plan, path, cluster, workers, on_well)
-    else:
-        results = execute_plan(plan, path, workers, on_well)
+    def finished(result: WellResult) -> None:
+        bar.update(1)
+        if on_well is not None:
+            on_well(result)
+
+    try:
+        if dask is not None and dask is not False:
+            from openhcs_nb.execution.dask_executor import execute_plan_dask
+
+            cluster = None if dask is True else dask
+            results = execute_plan_dask(plan, path, cluster, workers, finished)
+        else:
+            results = execute_plan(plan, path, workers, finished)
+    finally:
+        bar.close()
     return store.finalize(results)
 
 

@@ -24,12 +24,12 @@ from msgspec import Meta
 from openhcs_nb.errors import PipelineError
 from openhcs_nb.functions._banded import gaussian_stack
 from openhcs_nb.functions._common import as_labels_plane, as_stack, labels_argument
-from openhcs_nb.functions._declump import declump_plane
+from openhcs_nb.functions._declump import Declump, declump_plane
 from openhcs_nb.functions._features_shape import shape_features
 from openhcs_nb.functions._relate import filter_objects as keep_within
 from openhcs_nb.functions._relate import subtract_objects, touching_border
 from openhcs_nb.functions._secondary import grow_cells
-from openhcs_nb.functions._segmentation import fill_plane_holes
+from openhcs_nb.functions._segmentation import fill_object_holes
 from openhcs_nb.functions._threshold import li_value, otsu_value
 from openhcs_nb.spec import Function, LabelsName
 
@@ -103,8 +103,11 @@ def _identify_primary(
     threshold: ThresholdMethod = "otsu",
     threshold_correction: ThresholdCorrection = 1.0,
     declump: Annotated[
-        Literal["shape", "intensity", "none"],
-        Meta(description="split clumps by shape (distance) or by intensity peaks"),
+        Declump,
+        Meta(
+            description="split clumps by shape + blob response, shape "
+            "(distance) or intensity peaks"
+        ),
     ] = "shape",
     min_distance: Annotated[
         int, Meta(ge=1, le=100, description="smallest distance between centres (px)")
@@ -119,7 +122,9 @@ def _identify_primary(
     max_size: Annotated[
         int, Meta(ge=1, le=1_000_000, description="largest object kept (pixels)")
     ] = 20_000,
-    fill_holes: Annotated[bool, Meta(description="fill holes inside objects")] = True,
+    fill_holes: Annotated[
+        bool, Meta(description="fill holes inside each object, after splitting")
+    ] = True,
     exclude_border: Annotated[
         bool, Meta(description="drop objects touching the field's edge")
     ] = False,
@@ -133,8 +138,6 @@ def _identify_primary(
         np.greater(
             plane, threshold_value(plane, threshold) * threshold_correction, out=mask
         )
-        if fill_holes:
-            fill_plane_holes(mask, mask)
         declump_plane(
             mask,
             plane,
@@ -143,6 +146,8 @@ def _identify_primary(
             smoothing=declump_smoothing,
             out=out[i],
         )
+        if fill_holes:
+            out[i] = fill_object_holes(out[i])
         out[i] = _size_and_border(out[i], min_size, max_size, exclude_border)
     return out
 

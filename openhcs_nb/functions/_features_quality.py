@@ -3,6 +3,12 @@
 - ``focus_score``: normalised variance, ``var / mean`` of the field; blur
   lowers it. ``local_focus_mean`` / ``local_focus_min`` are the same score on
   ``tile``-sized tiles, which catches a field that is only partly out of focus.
+- ``detail_fraction``: the share of the field's variance left after a
+  Gaussian blur of sigma :data:`DETAIL_SIGMA` is subtracted, that is the
+  share held by fine detail. Blur lowers it; the number of objects does
+  not, since each object adds to both its variance and its detail, whereas
+  ``focus_score`` grows with how much of the field objects cover. It is
+  what a field is compared with its siblings by (``flag_blurred_fields``).
 - ``power_log_log_slope``: slope of the radially averaged power spectrum
   against spatial frequency, both on log axes. Blur removes high
   frequencies, so a blurred field has a steeper (more negative) slope.
@@ -15,16 +21,30 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from openhcs_nb.errors import PipelineError
 
 PERCENTILES: tuple[int, ...] = (1, 5, 25, 50, 75, 95, 99)
+#: Gaussian sigma (px) below which variance counts as fine detail. On the
+#: demo plate, 4 px put the blurred field at 0.29-0.35 of its well's median
+#: and every sharp field at 0.84 or more (2 px: 0.17-0.52 against 0.83).
+DETAIL_SIGMA = 4.0
 
 
 def _normalised_variance(values: np.ndarray) -> float:
     """``var / mean``, NaN when the mean is not positive."""
     mean = float(values.mean())
     return float(values.var() / mean) if mean > 0 else float("nan")
+
+
+def detail_fraction(plane: np.ndarray, sigma: float = DETAIL_SIGMA) -> float:
+    """``var(plane - gaussian(plane, sigma)) / var(plane)``; NaN for a flat field."""
+    total = float(plane.var())
+    if not total > 0:
+        return float("nan")
+    residual = plane - ndi.gaussian_filter(plane, sigma, mode="nearest")
+    return float(residual.var() / total)
 
 
 def _tile_scores(plane: np.ndarray, tile: int) -> np.ndarray:
@@ -94,6 +114,7 @@ def image_quality(
         "local_focus_min": float(np.nanmin(local))
         if np.isfinite(local).any()
         else float("nan"),
+        "detail_fraction": detail_fraction(plane),
         "power_log_log_slope": power_log_log_slope(plane),
         "saturated_fraction": float(np.count_nonzero(saturated) / plane.size),
         "intensity_mean": float(plane.mean()),

@@ -5,7 +5,7 @@ focus score, local focus, the power spectrum's log-log slope, the saturated
 fraction and intensity percentiles (CellProfiler's MeasureImageQuality), and
 ``qc_pass``, False when the slope says blur or too much of the field is
 clipped. After the well, :func:`flag_blurred_fields` also fails a field
-whose focus score falls well below its siblings'. The images pass through.
+whose share of fine detail falls well below its siblings'. The images pass through.
 """
 
 from __future__ import annotations
@@ -69,8 +69,8 @@ measure_image_quality = Function(
 )
 
 
-#: A field whose focus score is below this fraction of its well's median
-#: (same channel) is flagged as out of focus.
+#: A field whose detail fraction is below this fraction of its well's
+#: median (same channel) is flagged as out of focus.
 RELATIVE_FOCUS = 0.8
 
 
@@ -79,13 +79,16 @@ def flag_blurred_fields(
 ) -> dict[str, np.ndarray]:
     """Add ``focus_ratio`` and fold "blurred next to its siblings" into qc_pass.
 
-    A field's absolute focus score depends on how many objects it holds, so
-    it is compared with the other fields of its well in the same channel:
-    the well is the natural reference a per-well task can see.
+    The score is ``detail_fraction``, which does not grow with how many
+    objects a field holds (``focus_score`` does: a sparse, sharp field of
+    the demo plate's well C01 fell to 0.80 of its well's median on it). The
+    stain and optics still set its level, so a field is compared with the
+    other fields of its well in the same channel: the well is the natural
+    reference a per-well task can see.
     """
-    if not fields or "focus_score" not in fields:
+    if not fields or "detail_fraction" not in fields:
         return fields
-    score = np.asarray(fields["focus_score"], dtype=np.float64)
+    score = np.asarray(fields["detail_fraction"], dtype=np.float64)
     channel = np.asarray(fields["channel"])
     ratio_column = np.full(score.shape, np.nan)
     for name in dict.fromkeys(channel):

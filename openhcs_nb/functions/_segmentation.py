@@ -39,6 +39,32 @@ def fill_plane_holes(mask: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def fill_object_holes(labels: np.ndarray) -> np.ndarray:
+    """``labels`` with each hole enclosed by one object given to that object.
+
+    A hole (background not 4-connected to the border) whose edge-neighbours
+    all carry one label is filled with it; a gap enclosed by several touching
+    objects, such as the space between three nuclei, stays background. So
+    holes can be filled after splitting clumps without merging the gaps
+    between them into the shapes the splitting reads.
+    """
+    foreground = labels > 0
+    holes = fill_plane_holes(foreground, np.empty_like(foreground))
+    holes &= ~foreground
+    hole_ids, count = ndi.label(holes, structure=_CROSS_2D)
+    if count == 0:
+        return labels
+    index = np.arange(1, count + 1)
+    top = np.iinfo(np.int32).max
+    highest = ndi.grey_dilation(labels, footprint=_CROSS_2D)
+    lowest = ndi.grey_erosion(np.where(foreground, labels, top), footprint=_CROSS_2D)
+    high = np.asarray(ndi.maximum(highest, hole_ids, index), dtype=np.int64)
+    low = np.asarray(ndi.minimum(lowest, hole_ids, index), dtype=np.int64)
+    fill = np.zeros(count + 1, dtype=labels.dtype)
+    fill[1:] = np.where(high == low, high, 0)
+    return np.where(holes, fill[hole_ids], labels)
+
+
 def _fill_holes(stack: np.ndarray) -> np.ndarray:
     """Fill enclosed holes in each plane's mask."""
     stack = as_stack(stack, "fill_holes")

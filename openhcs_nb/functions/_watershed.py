@@ -165,12 +165,22 @@ def _flood(pending: list[_Crop]) -> list[np.ndarray]:
 
 
 def split_blobs(
-    mask: np.ndarray, min_distance: int, out: np.ndarray, surface: Surface
+    mask: np.ndarray,
+    min_distance: int,
+    out: np.ndarray,
+    surface: Surface,
+    *,
+    nearest: bool = False,
 ) -> int:
     """Label ``mask`` into ``out``, splitting each blob on ``surface``; return count.
 
     ``surface`` receives the blob's crop (with one pixel of background margin
-    where the plane allows) and the crop's slices into the plane. Each blob
+    where the plane allows) and the crop's slices into the plane. Markers
+    are its peaks; the flood runs on ``-surface``, or with ``nearest`` on a
+    flat surface, so each pixel goes to the marker it is closest to inside
+    the blob (geodesic). The flat flood suits markers whose surface does not
+    descend towards the true borders (a blob response between touching
+    nuclei without a seam). Each blob
     keeps its component label for its highest region; extra regions get
     labels after the last component, so labels stay 1..count. Blobs that
     need a flood are collected and flooded together, up to
@@ -211,6 +221,8 @@ def split_blobs(
             continue
         if queued + blob.size > _BATCH_PIXELS and pending:
             flush()
+        if nearest:
+            level = np.zeros(blob.shape)
         pending.append(_Crop(label, crop, blob, level, markers, k))
         queued += blob.size
     if pending:

@@ -1,7 +1,8 @@
 """Editors of one step, one chain and one call, for the pipeline builder.
 
 A step holds one chain of calls, or, "per channel", one chain per channel key
-(a channel name, or a 0-based index typed as digits). Each editor owns its
+picked in a Channel dropdown (the plate's channels by index, plus any name a
+loaded pipeline used). Each editor owns its
 widgets and turns them back into model values; it never builds the Pipeline
 itself. Every user change is reported through ``on_change(step_editor)`` so
 the builder can rebuild and preview.
@@ -29,16 +30,26 @@ Pick = Callable[[], Any]  # the FunctionInfo chosen in the builder's picker, or 
 
 def _button(icon: str, tooltip: str, on_click: Callable[[], None]) -> widgets.Button:
     button = widgets.Button(
-        icon=icon, tooltip=tooltip, layout=widgets.Layout(width="32px")
+        icon=icon, tooltip=tooltip, layout=widgets.Layout(width="36px")
     )
     button.on_click(lambda _b: on_click())
     return button
 
 
-def channel_key(text: str) -> int | str:
-    """``"0"`` -> 0 (a channel index), ``"DAPI"`` -> ``"DAPI"`` (a name)."""
-    text = text.strip()
-    return int(text) if text.isdigit() else text
+#: Channel choices when the plate is not known: indices only.
+UNKNOWN_CHANNELS = 4
+
+
+def channel_options(
+    channels: Sequence[str], extra: Sequence[int | str] = ()
+) -> list[tuple[str, int | str]]:
+    """Dropdown choices ``(label, key)``: plate channels by index, then ``extra``."""
+    options: list[tuple[str, int | str]] = [
+        (f"{i}: {name}", i) for i, name in enumerate(channels)
+    ] or [(f"channel {i}", i) for i in range(UNKNOWN_CHANNELS)]
+    keys = {key for _, key in options}
+    options += [(str(key), key) for key in extra if key not in keys]
+    return options
 
 
 class CallEditor:
@@ -85,18 +96,18 @@ class CallEditor:
 class ChainEditor:
     """The calls of one chain, and its channel key when the step is per channel."""
 
-    def __init__(self, step: StepEditor, key: int | str = "") -> None:
+    def __init__(self, step: StepEditor, key: int | str = 0) -> None:
         self.step = step
         self.calls: list[CallEditor] = []
-        self.key_text = widgets.Text(
-            value=str(key),
-            description="channel",
-            placeholder="name or index",
-            tooltip="the channel this chain runs on: a name, or a 0-based index",
-            continuous_update=False,
+        options = channel_options(step.channels, [key])
+        self.channel = widgets.Dropdown(
+            options=options,
+            value=key,
+            description="Channel",
+            tooltip="the channel this chain runs on",
             layout=widgets.Layout(width="220px"),
         )
-        self.key_text.observe(lambda _c: step.changed(), names="value")
+        self.channel.observe(lambda _c: step.changed(), names="value")
         self.add_button = widgets.Button(
             description="add function",
             icon="plus",
@@ -107,7 +118,7 @@ class ChainEditor:
         self.calls_box = widgets.VBox()
         self.box = widgets.VBox(
             [
-                widgets.HBox([self.key_text, self.remove_button]),
+                widgets.HBox([self.channel, self.remove_button]),
                 self.calls_box,
                 self.add_button,
             ],
@@ -116,7 +127,11 @@ class ChainEditor:
 
     def key(self) -> int | str:
         """The channel key (only meaningful per channel)."""
-        return channel_key(self.key_text.value)
+        return self.channel.value  # type: ignore[no-any-return]
+
+    def label(self) -> str:
+        """The channel as the dropdown shows it."""
+        return str(self.channel.label)
 
     def append(self, info: Any, kwargs: Mapping[str, Value] = ()) -> CallEditor:
         """Add a call of ``info`` at the end of the chain."""
@@ -153,7 +168,7 @@ class ChainEditor:
         """Show the calls in their order and the key only when per channel."""
         self.calls_box.children = [c.box for c in self.calls]
         per_channel = self.step.per_channel.value
-        self.key_text.layout.display = "" if per_channel else "none"
+        self.channel.layout.display = "" if per_channel else "none"
         self.remove_button.layout.display = "" if per_channel else "none"
 
     def to_chain(
@@ -168,7 +183,11 @@ class ChainEditor:
         """
         step = self.step.name.value.strip() or None
         if not self.calls:
-            raise PipelineError("a chain needs at least one function", step=step)
+            raise PipelineError(
+                "add a function with the 'add function' button (or remove the "
+                "step with its bin button)",
+                step=step,
+            )
         out = []
         for call in self.calls:
             fn = local.get(call.name)
@@ -196,8 +215,10 @@ class StepEditor:
         remove: Callable[[StepEditor], None],
         select: Callable[[StepEditor], None],
         variable_components: Sequence[str] = ("site",),
+        channels: Sequence[str] = (),
     ) -> None:
         self._on_change = on_change
+        self.channels = tuple(channels)
         self.pick = pick
         self._quiet = False
         self.name = widgets.Text(
@@ -213,7 +234,7 @@ class StepEditor:
             value=False,
             description="per channel",
             indent=False,
-            tooltip="run a different chain on each channel (group_by='channel')",
+            tooltip="run the chain on the channel chosen below (one chain per channel)",
         )
         self.add_chain_button = widgets.Button(
             description="add channel", icon="plus", tooltip="another channel's chain"
@@ -264,7 +285,9 @@ class StepEditor:
         self.changed()
 
     def _add_chain(self) -> ChainEditor:
-        chain = ChainEditor(self, len(self.chains))
+        used = {c.key() for c in self.chains}
+        free = [k for _, k in channel_options(self.channels) if k not in used]
+        chain = ChainEditor(self, free[0] if free else len(self.chains))
         self.chains.append(chain)
         self.refresh()
         self.changed()
@@ -289,7 +312,7 @@ class StepEditor:
             self.per_channel.value = per_channel
             self.chains = []
             for key, chain in chains:
-                editor = ChainEditor(self, "" if key is None else key)
+                editor = ChainEditor(self, 0 if key is None else key)
                 for call in chain:
                     editor.append(infos[call.name], call.kwargs_dict())
                 self.chains.append(editor)
@@ -311,15 +334,12 @@ class StepEditor:
         step = self.name.value.strip() or None
         for chain in self.chains:
             key = chain.key()
-            if key == "":
-                raise PipelineError(
-                    "each chain needs a channel (a name or 0-based index)",
-                    step=step,
-                    field="func",
-                )
             if key in func:
                 raise PipelineError(
-                    f"channel {key!r} has two chains", step=step, field="func"
+                    f"two chains use channel {chain.label()}: choose another "
+                    "channel in one of their Channel dropdowns",
+                    step=step,
+                    field="func",
                 )
             func[key] = chain.to_chain(local)
         return func, "channel"

@@ -6,6 +6,12 @@ controls match what the server runs; the pipeline itself is built from the
 ``openhcs_nb.Pipeline`` that prints as code and loads back. A server function
 missing locally is listed but cannot be added (a note says why).
 
+New steps start valid (``_builder_defaults``), and every problem is shown as
+one line naming the control to change (``_builder_checks``), checked against
+the plate's channels before anything goes to the server. "to code" puts the
+code in a new cell right below the builder (``_builder_code``), assigned to
+the variable that holds the pipeline the builder was given.
+
 Live preview: every change rebuilds the pipeline at once (errors show as one
 line), then a :class:`~._debounce.Debouncer` waits for a pause in the changes
 and runs ``connection.preview(...)`` on a background thread. Results come back
@@ -15,13 +21,18 @@ newest request is dropped.
 
 from __future__ import annotations
 
+import contextlib
+import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import ipywidgets as widgets
 
 from openhcs_nb.errors import OpenHCSError
-from openhcs_nb.jupyter._builder_steps import StepEditor
+from openhcs_nb.jupyter._builder_checks import check_steps, describe, produces_labels
+from openhcs_nb.jupyter._builder_code import ToCode
+from openhcs_nb.jupyter._builder_defaults import new_step
+from openhcs_nb.jupyter._builder_steps import StepEditor, channel_options
 from openhcs_nb.jupyter._debounce import Debouncer
 from openhcs_nb.jupyter._preview_pane import PreviewPane, PreviewRequest
 from openhcs_nb.jupyter._writer import DEFAULT_INTERVAL, CoalescingWriter
@@ -47,7 +58,8 @@ class PipelineBuilder(widgets.VBox):
 
     ``catalogue`` defaults to ``connection.catalogue``, else the built-in one;
     ``pipeline`` pre-fills the editors; preview needs ``connection`` and
-    ``plate``.
+    ``plate``. ``variable`` is the name "to code" assigns; by default the
+    variable holding ``pipeline`` in the notebook, else ``pipeline``.
     """
 
     def __init__(
@@ -63,6 +75,8 @@ class PipelineBuilder(widgets.VBox):
         preview_size: int = 384,
         interval: float = DEFAULT_INTERVAL,
         loop: Any | None = None,
+        variable: str | None = None,
+        shell: Any = None,
     ) -> None:
         from openhcs_nb.functions import builtin_catalogue
 
@@ -75,9 +89,12 @@ class PipelineBuilder(widgets.VBox):
         self.plate = plate
         self.steps: list[StepEditor] = []
         self._selected: StepEditor | None = None
+        self.code = ToCode(pipeline, variable, shell)
+        wells, self.channels = self._plate_layout()
 
         self.name = widgets.Text(
-            value=pipeline.name if pipeline else "pipeline", description="pipeline"
+            value=pipeline.name if pipeline is not None else "pipeline",
+            description="pipeline",
         )
         self.name.observe(lambda _c: self._changed(None), names="value")
         self.category = widgets.Dropdown(
@@ -95,9 +112,9 @@ class PipelineBuilder(widgets.VBox):
         self.steps_box = widgets.VBox()
         self.error = widgets.HTML()
         self.code_button = widgets.Button(description="to code", icon="code")
-        self.code_button.on_click(lambda _b: self.to_code_cell())
+        self.code_button.on_click(lambda _b: self._code_clicked())
 
-        self.preview = PreviewPane(well=well, wells=self._plate_wells())
+        self.preview = PreviewPane(well=well, wells=wells)
         self._writer: CoalescingWriter[Any] = CoalescingWriter(
             self._apply, interval=interval, loop=loop
         )
@@ -109,6 +126,8 @@ class PipelineBuilder(widgets.VBox):
         super().__init__(
             [
                 widgets.HBox([self.name, self.code_button]),
+                self.code.note,
+                self.code.cell,
                 picker,
                 self.note,
                 self.steps_box,
@@ -149,7 +168,11 @@ class PipelineBuilder(widgets.VBox):
         return self.pipeline.to_code()
 
     def to_code_cell(self, shell: Any = None) -> str:
-        """Put the pipeline's code into a new cell below; returns the code.
+        """Put the pipeline's code into a new cell below the builder; returns it.
+
+        The code assigns ``self.code.variable``. In JupyterLab and Notebook 7 the
+        cell appears at once; elsewhere it comes after the next cell runs, and
+        the builder shows the code with a Copy button meanwhile.
 
         Raises
         ------
@@ -161,15 +184,9 @@ class PipelineBuilder(widgets.VBox):
         except OpenHCSError as exc:
             self.error.value = _one_line(exc)
             raise
-        if shell is None:
-            from IPython import get_ipython
-
-            shell = get_ipython()
-        if shell is None:
-            self.error.value = "not running in IPython: use builder.to_code()"
-        else:
-            shell.set_next_input(code)
-        return code
+        if shell is None and self.code.shell is None:
+            self.error.value = _red("not running in IPython: use builder.to_code()")
+        return self.code.send(code, shell)
 
     def add_step(self, function: str, kwargs: Mapping[str, Any] = ()) -> StepEditor:
         """Append a step calling ``function`` (a catalogue name).
@@ -180,8 +197,16 @@ class PipelineBuilder(widgets.VBox):
             The server's catalogue has no such function.
         """
         info = self.infos[function]
-        editor = self._new_step(_unique(function, {s.name.value for s in self.steps}))
-        editor.chains[0].append(info, kwargs)
+        labels = [s.name.value.strip() for s in self.steps if _makes_labels(s)]
+        used = [s.chains[0].key() for s in self.steps if _makes_labels(s)]
+        keys = [k for _, k in channel_options(self.channels)]
+        start = new_step(info, self.local, labels, used, keys)
+        name = _unique(function, {s.name.value for s in self.steps})
+        editor = self._new_step(name, start.variable_components)
+        if start.channel is not None:
+            editor.per_channel.value = True
+            editor.chains[0].channel.value = start.channel
+        editor.chains[0].append(info, {**start.kwargs, **dict(kwargs)})
         editor.refresh()
         self.steps.append(editor)
         self._selected = editor
@@ -227,13 +252,20 @@ class PipelineBuilder(widgets.VBox):
 
     # --- internals --------------------------------------------------------------
 
-    def _plate_wells(self) -> list[str]:
+    def _plate_layout(self) -> tuple[list[str], list[str]]:
+        """The plate's wells and channel names (empty when not known)."""
         if self.connection is None or self.plate is None:
-            return []
+            return [], []
         try:
-            return list(self.connection.plate_info(self.plate).wells)
+            info = self.connection.plate_info(self.plate)
         except OpenHCSError:
-            return []
+            return [], []
+        return list(info.wells), list(getattr(info, "channels", ()) or ())
+
+    def _code_clicked(self) -> None:
+        """The button: like :meth:`to_code_cell`, the error already shown."""
+        with contextlib.suppress(OpenHCSError):
+            self.to_code_cell()
 
     def _fill_functions(self) -> None:
         options = [
@@ -269,6 +301,7 @@ class PipelineBuilder(widgets.VBox):
         return StepEditor(
             name,
             variable_components=components,
+            channels=self.channels,
             on_change=self._changed,
             pick=self._picked,
             move=self.move_step,
@@ -292,10 +325,14 @@ class PipelineBuilder(widgets.VBox):
         """Any edit: rebuild now, show errors, preview after a pause."""
         if editor is not None:
             self._selected = editor
+        channels = len(self.channels) if self.channels else None
+        problem = check_steps(self.steps, channels, self.local)
         try:
             pipeline = self.pipeline
         except OpenHCSError as exc:
-            self.error.value = _one_line(exc)
+            problem = problem or describe(exc, self.channels)
+        if problem:
+            self.error.value = _red(problem)
             self._debouncer.cancel()
             return
         self.error.value = ""
@@ -325,7 +362,12 @@ class PipelineBuilder(widgets.VBox):
     def _apply(self, items: list[tuple[int, Any]]) -> None:
         """Show the newest preview result; drop any superseded one."""
         for generation, result in items:
-            if self._debouncer.is_current(generation):
+            if not self._debouncer.is_current(generation):
+                continue
+            if getattr(result, "code", None) == "compile_error":
+                self.error.value = _red(describe(result, self.channels))
+                self.preview.status.value = "preview waits for the error above"
+            else:
                 self.preview.show(result)
 
 
@@ -338,8 +380,15 @@ def _unique(name: str, taken: set[str]) -> str:
     return f"{name}_{n}"
 
 
-def _one_line(exc: BaseException) -> str:
-    import html
+def _makes_labels(editor: StepEditor) -> bool:
+    calls = editor.chains[0].calls
+    return bool(calls) and produces_labels(calls[-1].info)
 
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+def _red(text: str) -> str:
     return f'<span style="color:#b00">{html.escape(text)}</span>'
+
+
+def _one_line(exc: BaseException) -> str:
+    """A pipeline or compile error in the builder's words, red, one line."""
+    return _red(describe(exc))

@@ -1,27 +1,39 @@
 """The ``%openhcs_*`` magics: connect, build a pipeline cell by cell, run, watch.
 
 Options are parsed with ``IPython.core.magic_arguments`` so ``%openhcs_run?``
-shows the help. Mistakes a user can fix (an unknown function, a bad parameter,
-an unknown plate, no connection) are reported as one-line ``UsageError``s, never
-a traceback; failures on the server raise :class:`RemoteError`, whose IPython
-rendering shows the remote traceback. State (the connection, the demo server,
-the last plate and run) lives on the magics instance, one per shell.
+shows the help; a trailing ``# comment`` is dropped first, since users paste
+magics with comments as they would Python. Whatever can be checked before a
+run is submitted (plate, wells, viewer, napari's display) is checked first,
+so a refused run leaves nothing behind on the server. Mistakes a user can fix
+(an unknown function, a bad parameter, an unknown plate, no connection) are
+reported as one-line ``UsageError``s, never a traceback; failures on the
+server raise :class:`RemoteError`, whose IPython rendering shows the remote
+traceback. State (the connection, the demo server, the last plate and run)
+lives on the magics instance, one per shell.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import HTML, display
 
 from openhcs_nb.errors import PipelineCodeError, PipelineError
-from openhcs_nb.jupyter._magic_args import key_values, plate_ref, well_range
+from openhcs_nb.jupyter._magic_args import (
+    NO_MEASUREMENTS,
+    key_values,
+    measures,
+    parse_args,
+    plate_ref,
+    well_range,
+)
 
 
 @magics_class
@@ -62,7 +74,7 @@ class OpenHCSMagics(Magics):
         and OPENHCS_NB_CLIENT_KEY, so a bare ``%openhcs_connect`` is enough;
         ``OMERO_SESSION_KEY`` is sent too when set.
         """
-        args = parse_argstring(self.openhcs_connect, line)
+        args = parse_args(self.openhcs_connect, line)
         from openhcs_nb.client import connect
 
         env = os.environ
@@ -131,7 +143,7 @@ class OpenHCSMagics(Magics):
         """Load the cell (pipeline code) with the safe loader into ``name``."""
         from openhcs_nb.loading import load_pipeline
 
-        args = parse_argstring(self.openhcs_pipeline, line)
+        args = parse_args(self.openhcs_pipeline, line)
         try:
             pipeline = load_pipeline(cell)
         except PipelineCodeError as exc:
@@ -154,7 +166,7 @@ class OpenHCSMagics(Magics):
         from openhcs_nb.functions import builtin_catalogue
         from openhcs_nb.pipeline import Pipeline, Step
 
-        args = parse_argstring(self.openhcs_step, line)
+        args = parse_args(self.openhcs_step, line)
         catalogue = builtin_catalogue()
         if args.function not in catalogue:
             known = ", ".join(sorted(catalogue))
@@ -212,7 +224,7 @@ class OpenHCSMagics(Magics):
     @line_magic
     def openhcs_run(self, line: str) -> Any:
         """Run a pipeline on a plate; returns at once and shows progress live."""
-        args = parse_argstring(self.openhcs_run, line)
+        args = parse_args(self.openhcs_run, line)
         opts = key_values(args.options, strings=True)
         unknown = set(opts) - {"plate", "pipeline", "viewer", "wells"}
         if unknown:
@@ -221,12 +233,12 @@ class OpenHCSMagics(Magics):
         plate = plate_ref(str(opts.get("plate", self.plate or "")))
         if not plate:
             raise UsageError("which plate? give plate=<id|path|demo>")
-        viewer = str(opts.get("viewer", "inline"))
-        if viewer not in {"inline", "napari", "none"}:
-            raise UsageError(f"viewer must be inline, napari or none, not {viewer!r}")
+        viewer = _viewer(str(opts.get("viewer", "inline")))
         pipeline = self._pipeline(opts.get("pipeline"))
         info = self._plate_info(conn, plate)
         wells = well_range(str(opts["wells"]), info.wells) if "wells" in opts else None
+        if not measures(pipeline):
+            print(NO_MEASUREMENTS, file=sys.stderr)
         run = conn.submit(pipeline, plate, wells)
         self.plate, self.last_run = plate, run
         self.shell.user_ns[args.out] = run
@@ -241,7 +253,8 @@ class OpenHCSMagics(Magics):
         try:
             return conn.plate_info(plate)
         except RemoteUnknownPlate as exc:
-            raise UsageError(f"unknown plate {plate!r}: {exc.message}") from None
+            # The server's message already names the plate and what to do.
+            raise UsageError(exc.message) from None
 
     def _show(self, run: Any, info: Any, viewer: str, fetch_well: Any) -> None:
         from openhcs_nb.jupyter.run_panel import RunPanel
@@ -254,18 +267,34 @@ class OpenHCSMagics(Magics):
         elif viewer == "napari":
             from openhcs_nb.jupyter.napari_view import show_napari
 
-            show_napari(run)
+            try:
+                show_napari(run)
+            except Exception as exc:  # Qt's own failures are many and untyped
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise UsageError(
+                    f"napari could not open ({first}); run {run.id} goes on: "
+                    "watch it with viewer=inline or %openhcs_status"
+                ) from None
 
     @magic_arguments()
     @argument(
         "options", nargs="*", help="well=B03 upto=2 site=0 pipeline=<var> plate=<ref>"
     )
+    @argument(
+        "--out",
+        default="_openhcs_preview",
+        help="variable that receives the preview result",
+    )
     @line_magic
-    def openhcs_preview(self, line: str) -> Any:
-        """Show one field before and after the first ``upto`` steps, from the server."""
+    def openhcs_preview(self, line: str) -> None:
+        """Show one field before and after the first ``upto`` steps, from the server.
+
+        The figure is displayed and the result goes to ``--out``; nothing is
+        returned, so no repr echoes under the images.
+        """
         from openhcs_nb.jupyter._magic_args import preview_figure
 
-        args = parse_argstring(self.openhcs_preview, line)
+        args = parse_args(self.openhcs_preview, line)
         opts = key_values(args.options)
         conn = self._conn()
         plate = plate_ref(str(opts.get("plate", self.plate or "")))
@@ -284,8 +313,8 @@ class OpenHCSMagics(Magics):
             pipeline, plate, str(opts["well"]), upto=upto, site=int(opts.get("site", 0))
         )
         self.plate = plate
+        self.shell.user_ns[args.out] = result
         display(preview_figure(result))
-        return result
 
     # -- managing runs ---------------------------------------------------------------
 
@@ -301,7 +330,7 @@ class OpenHCSMagics(Magics):
     @line_magic
     def openhcs_cancel(self, line: str) -> str:
         """Cancel an execution (queued wells are dropped, running ones stopped)."""
-        args = parse_argstring(self.openhcs_cancel, line)
+        args = parse_args(self.openhcs_cancel, line)
         target = args.execution_id or (self.last_run.id if self.last_run else None)
         if target is None:
             raise UsageError("nothing to cancel: give an execution id")
@@ -316,7 +345,8 @@ class OpenHCSMagics(Magics):
         """Re-attach to an execution, e.g. after a kernel restart."""
         from openhcs_nb.client import RemoteUnknownExecution
 
-        args = parse_argstring(self.openhcs_attach, line)
+        args = parse_args(self.openhcs_attach, line)
+        viewer = _viewer(args.viewer)
         conn = self._conn()
         try:
             run = conn.attach(args.execution_id)
@@ -329,10 +359,34 @@ class OpenHCSMagics(Magics):
         from openhcs_nb.jupyter.viewer import full_resolution_fetcher
 
         info = self._plate_info(conn, run.plate)
-        self._show(run, info, args.viewer, full_resolution_fetcher(run))
+        self._show(run, info, viewer, full_resolution_fetcher(run))
         return None
+
+
+def _viewer(name: str) -> str:
+    """Check the viewer choice before anything is submitted.
+
+    Raises
+    ------
+    UsageError
+        An unknown viewer, or napari without a display or not installed.
+    """
+    if name not in {"inline", "napari", "none"}:
+        raise UsageError(f"viewer must be inline, napari or none, not {name!r}")
+    if name == "napari":
+        from openhcs_nb.errors import NoDisplayError, OptionalDependencyError
+        from openhcs_nb.jupyter.napari_view import check_napari
+
+        try:
+            check_napari()
+        except (NoDisplayError, OptionalDependencyError) as exc:
+            raise UsageError(f"nothing was submitted: {exc}") from None
+    return name
 
 
 def register(ipython: Any) -> None:
     """Register the magics on ``ipython`` (called by ``%load_ext openhcs_nb``)."""
+    from openhcs_nb.jupyter._display import register_display
+
     ipython.register_magics(OpenHCSMagics(ipython))
+    register_display(ipython)

@@ -11,12 +11,16 @@ where layers are added. Failed wells are listed in the canvas's text overlay
 (napari itself overwrites the status bar). The generator ends when the
 execution ends or the viewer window is destroyed.
 
-napari needs a display: on Linux without ``DISPLAY`` or ``WAYLAND_DISPLAY`` a
-:class:`NoDisplayError` points to the inline viewer instead.
+napari needs a display: on Linux without ``DISPLAY`` or ``WAYLAND_DISPLAY``
+(and without Qt's offscreen platform) a :class:`NoDisplayError` points to the
+inline viewer instead. :func:`check_napari` asks both questions (display,
+napari installed) without importing napari, so the magics can refuse
+``viewer=napari`` before anything is submitted.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import queue
 import sys
@@ -45,23 +49,49 @@ def row_index(row: str) -> int:
     return (ord(row[0]) - ord("A") + 1) * 26 + ord(row[1]) - ord("A")
 
 
+#: Qt platforms that draw without a display server.
+HEADLESS_QT = frozenset({"offscreen", "minimal", "vnc"})
+
+
 def check_display() -> None:
     """Raise when no display is reachable (Linux without X11 or Wayland).
 
     Raises
     ------
     NoDisplayError
-        ``DISPLAY`` and ``WAYLAND_DISPLAY`` are both unset on Linux.
+        ``DISPLAY`` and ``WAYLAND_DISPLAY`` are both unset on Linux, and Qt is
+        not told to draw offscreen (``QT_QPA_PLATFORM``).
     """
     if not sys.platform.startswith("linux"):
         return
     if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if os.environ.get("QT_QPA_PLATFORM", "").split(":")[0] in HEADLESS_QT:
         return
     raise NoDisplayError(
         "napari needs a display, and this machine has none (DISPLAY and "
         "WAYLAND_DISPLAY are unset); use the inline viewer instead: "
         'viewer="inline", or PlateViewer(...).follow(execution)'
     )
+
+
+def check_napari() -> None:
+    """Raise unless napari could open a window here; imports nothing heavy.
+
+    Raises
+    ------
+    NoDisplayError
+        No display on this machine: use the inline viewer.
+    OptionalDependencyError
+        napari is not installed (``pip install 'openhcs-nb[napari]'``).
+    """
+    check_display()
+    try:
+        found = importlib.util.find_spec("napari") is not None
+    except (ImportError, ValueError):  # a broken or stubbed-out napari
+        found = False
+    if not found:
+        raise OptionalDependencyError("the napari viewer", "napari", "napari")
 
 
 class WellFeed:

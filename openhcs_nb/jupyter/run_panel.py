@@ -1,30 +1,50 @@
-"""The run panel: progress, counts, cancel, and the errors of failed wells.
+"""The run panel: progress, counts, time left, cancel, and failed wells.
 
 Like the plate viewer, the panel never changes a widget from the client's
-callback thread: ``on_well`` and ``add_done_callback`` only queue, and a
-:class:`~._writer.CoalescingWriter` applies the queue on the kernel's loop.
-Cancel runs on a short-lived thread, because it waits for the server.
+callback thread: ``on_well``, ``on_well_started`` and ``add_done_callback``
+only queue, and a :class:`~._writer.CoalescingWriter` applies the queue on
+the kernel's loop. Cancel runs on a short-lived thread, because it waits for
+the server.
+
+The state line is the execution's own ``state``, read again on every event
+(the plate viewer reads the same), so a run that is progressing never reads
+"queued"; "server lost" shows the client's one-line hint. Until the run
+ends, a tick every ``tick`` seconds reads it again too (a run's start or
+progress has no callback) and counts the estimate down; traits that did not
+change send nothing.
 """
 
 from __future__ import annotations
 
 import html
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as widgets
 
+from openhcs_nb.jupyter._panel_eta import format_left, seconds_left
 from openhcs_nb.jupyter._writer import DEFAULT_INTERVAL, CoalescingWriter
 
-_FINAL = frozenset({"done", "failed", "cancelled"})
+_FINAL = frozenset({"done", "failed", "cancelled", "server lost"})
 
 
 @dataclass(frozen=True)
 class _Ended:
     state: str
     error: str | None
+
+
+@dataclass(frozen=True)
+class _Started:
+    well: str
+
+
+@dataclass(frozen=True)
+class _Tick:
+    """Read the execution's state again (no event says it started)."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +57,10 @@ class RunPanel(widgets.VBox):
     """Progress of one execution: bar, counts, Cancel, failed wells.
 
     ``execution`` needs ``id``, ``plate``, ``progress`` (done, failed, total),
-    ``on_well``, ``add_done_callback`` and ``cancel``.
+    ``on_well``, ``add_done_callback`` and ``cancel``; ``state``, ``error``,
+    ``running_wells`` and ``on_well_started`` are used when present.
+    ``clock`` (seconds, monotonic) times finished wells for the estimate;
+    ``tick`` is how often the state is read again (None: only on events).
     """
 
     def __init__(
@@ -46,8 +69,12 @@ class RunPanel(widgets.VBox):
         *,
         interval: float = DEFAULT_INTERVAL,
         loop: Any | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        tick: float | None = 1.0,
     ) -> None:
         self.execution = execution
+        self._clock = clock
+        self._finished_at: list[float] = []
         self.title = widgets.HTML()
         self.bar = widgets.IntProgress(min=0, max=1, value=0, bar_style="info")
         self.counts = widgets.HTML()
@@ -59,8 +86,10 @@ class RunPanel(widgets.VBox):
         self._done: set[str] = set()
         self._failed: dict[str, tuple[str, str]] = {}
         self._state = str(getattr(execution, "state", "running"))
+        self._ended = False
         self._error: str | None = None
         self._note = ""
+        self._stop = threading.Event()
         super().__init__(
             [
                 self.title,
@@ -73,16 +102,42 @@ class RunPanel(widgets.VBox):
         )
         self._render()
         execution.on_well(self._writer.put)
+        on_started = getattr(execution, "on_well_started", None)
+        if callable(on_started):
+            on_started(lambda well: self._writer.put(_Started(str(well))))
         execution.add_done_callback(
             lambda ex: self._writer.put(
                 _Ended(str(getattr(ex, "state", "done")), getattr(ex, "error", None))
             )
         )
+        if tick is not None:
+            threading.Thread(
+                target=self._ticks,
+                args=(tick,),
+                name="openhcs-run-panel-tick",
+                daemon=True,
+            ).start()
 
     @property
     def done_wells(self) -> int:
         """Wells reported done so far (as shown)."""
         return len(self._done)
+
+    @property
+    def state(self) -> str:
+        """The state line's state: the execution's own, or how it ended."""
+        live = getattr(self.execution, "state", None)
+        if isinstance(live, str) and live and (live in _FINAL or not self._ended):
+            return live
+        return self._state
+
+    @property
+    def time_left(self) -> float | None:
+        """Seconds left by the rate wells finish at (None: too early to say)."""
+        if self.state in _FINAL:
+            return None
+        total = int(self.execution.progress[2] or 0)
+        return seconds_left(self._finished_at, total, self._clock())
 
     @property
     def failed_wells(self) -> dict[str, tuple[str, str]]:
@@ -95,8 +150,15 @@ class RunPanel(widgets.VBox):
 
     def close(self) -> None:
         """Stop updating and close the widgets."""
+        self._stop.set()
         self._writer.close()
         super().close()
+
+    def _ticks(self, every: float) -> None:
+        while not self._stop.wait(every):
+            if self.state in _FINAL:
+                return
+            self._writer.put(_Tick())
 
     # --- cancel ----------------------------------------------------------------
 
@@ -122,6 +184,9 @@ class RunPanel(widgets.VBox):
         for item in items:
             if isinstance(item, _Ended):
                 self._state, self._error = item.state, item.error
+                self._ended = True
+            elif isinstance(item, _Started | _Tick):
+                continue  # the state line and running count are read below
             elif isinstance(item, _CancelAnswer):
                 self._note = (
                     f"cancel failed: {item.error}"
@@ -135,7 +200,11 @@ class RunPanel(widgets.VBox):
                 continue  # the first report of a well wins
             elif item.status == "done":
                 self._done.add(item.well)
+                self._finished_at.append(self._clock())
+            elif item.status in ("queued", "running"):
+                continue  # not a result
             else:
+                self._finished_at.append(self._clock())
                 error = str(item.error or "failed")
                 self._failed[item.well] = (error, str(item.traceback or ""))
                 new_failures.append(item.well)
@@ -144,27 +213,26 @@ class RunPanel(widgets.VBox):
     def _render(self, new_failures: Sequence[str] = ()) -> None:
         done, failed = len(self._done), len(self._failed)
         total = max(int(self.execution.progress[2] or 0), done + failed)
-        finished = self._state in _FINAL
+        state = self.state
+        finished = state in _FINAL
         with self.bar.hold_sync():
             self.bar.max = max(total, 1)
             self.bar.value = done + failed
             self.bar.bar_style = (
                 "danger"
-                if failed or self._state == "failed"
+                if failed or state in ("failed", "server lost")
                 else "success"
                 if finished
                 else "info"
             )
-        counts = f"{done} done &middot; {failed} failed &middot; {total} wells"
-        if self._note:
-            counts += f" &middot; {html.escape(self._note)}"
-        self.counts.value = counts
-        state = html.escape(self._state)
-        if self._error:
-            state += f": {html.escape(self._error)}"
+        self.counts.value = " &middot; ".join(
+            html.escape(part) for part in self._count_parts(done, failed, total)
+        )
+        error = self._error or (self._live_error() if finished else None)
+        line = html.escape(state) + (f": {html.escape(error)}" if error else "")
         self.title.value = (
             f"<b>Execution {html.escape(str(self.execution.id))}</b> on "
-            f"{html.escape(str(self.execution.plate))}: {state}"
+            f"{html.escape(str(self.execution.plate))}: {line}"
         )
         if finished:
             self.cancel_button.disabled = True
@@ -181,3 +249,22 @@ class RunPanel(widgets.VBox):
             with self.failures.hold_sync():
                 self.failures.children = children
                 self.failures.titles = tuple(titles)
+
+    def _count_parts(self, done: int, failed: int, total: int) -> list[str]:
+        parts = [f"{done} done", f"{failed} failed", f"{total} wells"]
+        state = self.state
+        running = getattr(self.execution, "running_wells", None)
+        if state == "cancelled" and total > done + failed:
+            parts.append(f"{total - done - failed} cancelled")
+        elif running and state not in _FINAL:
+            parts.append(f"{len(running)} running")
+        left = self.time_left
+        if left is not None:
+            parts.append(format_left(left))
+        if self._note:
+            parts.append(self._note)
+        return parts
+
+    def _live_error(self) -> str | None:
+        error = getattr(self.execution, "error", None)
+        return None if error is None else str(error)

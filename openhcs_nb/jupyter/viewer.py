@@ -14,9 +14,16 @@ Where images come from is pluggable and separate from the transport:
   (the newest wells; a dropped well is fetched again from the followed
   execution when selected, or says plainly that its preview was not kept); or
 - ``fetch_well(well, field) -> {name: array}``, called on a background thread
-  when the user picks a well or field: :func:`preview_fetcher` (a server-side
-  preview of any well and field) or :func:`full_resolution_fetcher` (the full
-  size images of a finished well).
+  when the user picks a well or field (``_viewer_fetchers``). A viewer that
+  follows an execution and was given none still browses every field: field 0
+  from the streamed previews, the others from the run's results on the server.
+  While a fetch is under way the well shows its streamed previews, or says it
+  is loading: a server preview can wait behind the run's own wells, and a
+  well must not sit black meanwhile.
+
+A well's status and the run's state are read from the followed execution on
+every batch (``well_state``, ``state``), the same source the run panel reads,
+so the two never disagree; ``WellStarted`` marks a well running.
 
 Threads: ``follow`` registers callbacks that run on the client's thread; they
 only queue. A :class:`~._writer.CoalescingWriter` applies the queue in batches
@@ -26,10 +33,8 @@ after construction.
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,50 +43,68 @@ import numpy as np
 import traitlets
 
 from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET, PreviewCache
-from openhcs_nb.jupyter._images import (
-    CHANNEL_COLORS,
-    auto_contrast,
-    pack_planes,
-    unpack_planes,
+from openhcs_nb.jupyter._images import pack_planes
+from openhcs_nb.jupyter._viewer_fetchers import (
+    FetchWell,
+    execution_fetcher,
+    fetch_error,
+    full_resolution_fetcher,
+    preview_fetcher,
 )
+from openhcs_nb.jupyter._viewer_items import (
+    Fetched,
+    Load,
+    Queued,
+    RunState,
+    Started,
+    TileReply,
+)
+from openhcs_nb.jupyter._viewer_state import (
+    FINISHED,
+    channel_settings,
+    clean_summary,
+    ex_error,
+    grown_layout,
+    run_state_text,
+    settle_unfinished,
+)
+from openhcs_nb.jupyter._viewer_tiles import TileServer, TileSource, tile_source_of
 from openhcs_nb.jupyter._writer import DEFAULT_INTERVAL, CoalescingWriter
-from openhcs_nb.plates.model import split_well, well_name
+
+__all__ = [
+    "STATIC",
+    "build_esm",
+    "FetchWell",
+    "PlateViewer",
+    "full_resolution_fetcher",
+    "preview_fetcher",
+]
 
 STATIC = Path(__file__).parent / "static"
+#: The viewer's JS, in load order; see :func:`build_esm`.
+ESM_PARTS = ("well_view.js", "plate_viewer.js")
 
-FetchWell = Callable[[str, int], Mapping[str, np.ndarray]]
+
+def build_esm() -> str:
+    """The viewer's one ES module: its parts joined, local imports dropped.
+
+    anywidget loads ``_esm`` from a blob URL, where ``./x.js`` imports cannot
+    resolve; each part imports the earlier ones as ``import ... from "./x.js"``
+    on one line (so node and plain pages can load the files as they are), and
+    those lines are dropped here, since the joined text defines them already.
+    """
+    parts = [(STATIC / name).read_text() for name in ESM_PARTS]
+    kept = [
+        line
+        for part in parts
+        for line in part.splitlines()
+        if not (line.startswith("import ") and 'from "./' in line)
+    ]
+    return "\n".join(kept) + "\n"
+
+
 #: Fetches a finished well's streamed previews again (``Execution.previews``).
 Refetch = Callable[[str], Mapping[str, np.ndarray]]
-
-
-@dataclass(frozen=True)
-class _Queued:
-    wells: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _RunState:
-    state: str
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class _Load:
-    """Show the images of (well, field) as request number ``request``."""
-
-    request: int
-    well: str
-    field: int
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    request: int
-    well: str
-    field: int
-    images: Mapping[str, np.ndarray] | None
-    error: str | None
-    keep: bool = False  # keep the images as the well's previews
 
 
 class PlateViewer(anywidget.AnyWidget):
@@ -93,7 +116,7 @@ class PlateViewer(anywidget.AnyWidget):
     Streamed previews are kept up to ``preview_budget_bytes`` (newest wells).
     """
 
-    _esm = STATIC / "plate_viewer.js"
+    _esm = traitlets.Unicode().tag(sync=True)
     _css = STATIC / "plate_viewer.css"
 
     plate_name = traitlets.Unicode("").tag(sync=True)
@@ -114,6 +137,7 @@ class PlateViewer(anywidget.AnyWidget):
     image_meta = traitlets.Dict().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
     run_state = traitlets.Unicode("").tag(sync=True)
+    pixel_size = traitlets.Float(0.0).tag(sync=True)  # µm per pixel; 0: unknown
 
     def __init__(
         self,
@@ -123,20 +147,28 @@ class PlateViewer(anywidget.AnyWidget):
         interval: float = DEFAULT_INTERVAL,
         loop: Any | None = None,
         preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
+        tiles: TileSource | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(_esm=build_esm(), **kwargs)
+        self._tiles: TileServer | None = None
         self._fetch_well = fetch_well
+        self._fetch_field: FetchWell | None = None  # other fields, when following
+        self._execution: Any = None
         self._previews: PreviewCache[str] = PreviewCache(preview_budget_bytes)
         self._streamed: set[str] = set()  # wells that came with previews
         self._refetch: Refetch | None = None
         self._request = 0
+        self._serial = 0
         self._writer: CoalescingWriter[Any] = CoalescingWriter(
             self._apply, interval=interval, loop=loop
         )
         if plate is not None:
             self.set_plate(plate)
         self.observe(self._on_selection, names=["selected_well", "field"])
+        self.on_msg(self._on_msg)
+        if tiles is not None:
+            self.serve_tiles(tiles)
 
     # --- public API -------------------------------------------------------------
 
@@ -148,25 +180,47 @@ class PlateViewer(anywidget.AnyWidget):
             self.columns = [int(c) for c in plate.columns]
             self.wells = [str(w) for w in plate.wells]
             self.fields = max(1, int(getattr(plate, "fields", 1)))
+            size = getattr(plate, "pixel_size_um", None) or getattr(
+                plate, "pixel_size", None
+            )
+            self.pixel_size = float(size) if isinstance(size, int | float) else 0.0
+
+    def serve_tiles(self, source: TileSource) -> None:
+        """Answer the page's zoom requests with tiles of ``source``'s pyramids."""
+        if self._tiles is not None:
+            self._tiles.close()
+        self._tiles = TileServer(source, lambda c, b: self._writer.put(TileReply(c, b)))
 
     def follow(self, execution: Any) -> PlateViewer:
         """Fill the plate in as ``execution`` reports wells; returns ``self``.
 
-        ``execution`` needs ``on_well(callback)``; ``add_done_callback``,
-        ``requested_wells`` and ``previews(well)`` (to load a well whose
-        previews were not kept) are used when present.
+        ``execution`` needs ``on_well(callback)``. Used when present:
+        ``add_done_callback``, ``requested_wells``, ``state``,
+        ``well_state(well)``, ``on_well_started(callback)`` (running wells),
+        ``previews(well)`` (a well whose previews were not kept) and
+        ``fetch_full(well, site=...)`` (fields other than 0, when no
+        ``fetch_well`` was given).
         """
+        self._execution = execution
+        source = tile_source_of(execution)
+        if self._tiles is None and source is not None:
+            self.serve_tiles(source)
         refetch = getattr(execution, "previews", None)
         self._refetch = refetch if callable(refetch) else None
+        if callable(getattr(execution, "fetch_full", None)):
+            self._fetch_field = execution_fetcher(execution)
         requested = tuple(getattr(execution, "requested_wells", ()) or ())
-        self._writer.put(_Queued(requested or tuple(self.wells)))
-        self._writer.put(_RunState(str(getattr(execution, "state", "running"))))
+        self._writer.put(Queued(requested or tuple(self.wells)))
+        self._writer.put(RunState(str(getattr(execution, "state", "running"))))
         execution.on_well(self._writer.put)
+        on_started = getattr(execution, "on_well_started", None)
+        if callable(on_started):
+            on_started(lambda well: self._writer.put(Started(str(well))))
         add_done = getattr(execution, "add_done_callback", None)
         if add_done is not None:
             add_done(
                 lambda ex: self._writer.put(
-                    _RunState(str(getattr(ex, "state", "done")), ex_error(ex))
+                    RunState(str(getattr(ex, "state", "done")), ex_error(ex), True)
                 )
             )
         return self
@@ -175,7 +229,7 @@ class PlateViewer(anywidget.AnyWidget):
         self, well: str, images: Mapping[str, np.ndarray], field: int = 0
     ) -> None:
         """Keep ``images`` as ``well``'s and show them (any thread)."""
-        self._writer.put(_Fetched(-1, well, field, dict(images), None))
+        self._writer.put(Fetched(-1, well, field, dict(images), None))
 
     def flush(self) -> int:
         """Apply queued updates now (scripts and tests); returns how many."""
@@ -184,7 +238,19 @@ class PlateViewer(anywidget.AnyWidget):
     def close(self) -> None:
         """Stop updating and close the widget."""
         self._writer.close()
+        if self._tiles is not None:
+            self._tiles.close()
         super().close()
+
+    def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
+        """A custom message from the page (tile requests; see ``_viewer_tiles``)."""
+        if not isinstance(content, dict):
+            return
+        if self._tiles is not None:
+            self._tiles.handle(content)
+        elif content.get("type") == "pyramid":  # no tiles: zoom the preview only
+            head = {k: content.get(k) for k in ("type", "id", "well", "field")}
+            self._writer.put(TileReply({**head, "levels": {}}, []))
 
     # --- the single writer ------------------------------------------------------
 
@@ -194,10 +260,12 @@ class PlateViewer(anywidget.AnyWidget):
         request, well, field = self._request, self.selected_well, self.field
         if not well:
             return
-        if self._fetch_well is None:
-            self._writer.put(_Load(request, well, field))
-            return
-        self._start_fetch(request, well, field, self._fetch_well, keep=False)
+        fetch = self._fetch_well or (self._fetch_field if field else None)
+        # Show what is here now (the streamed previews, or "loading"): a fetch
+        # can wait behind the run's own wells on the server.
+        self._writer.put(Load(request, well, field, loading=fetch is not None))
+        if fetch is not None:
+            self._start_fetch(request, well, field, fetch, keep=False)
 
     def _start_fetch(
         self, request: int, well: str, field: int, fetch: FetchWell, *, keep: bool
@@ -216,10 +284,10 @@ class PlateViewer(anywidget.AnyWidget):
         try:
             images = dict(fetch(well, field))
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            self._writer.put(_Fetched(request, well, field, None, error))
+            error = fetch_error(exc)
+            self._writer.put(Fetched(request, well, field, None, error))
             return
-        self._writer.put(_Fetched(request, well, field, images, None, keep))
+        self._writer.put(Fetched(request, well, field, images, None, keep))
 
     def _apply(self, items: list[Any]) -> None:
         """Apply one batch: one trait assignment per changed trait."""
@@ -228,18 +296,26 @@ class PlateViewer(anywidget.AnyWidget):
         errors = dict(self.errors)
         reload_selected = False
         first_with_images = last_with_images = ""
-        shown: _Fetched | None = None
+        shown: Fetched | None = None
+        load: Load | None = None
         run_state = self.run_state
+        ended = False
         for item in items:
-            if isinstance(item, _Queued):
+            if isinstance(item, Queued):
                 for well in item.wells:
                     status.setdefault(well, "queued")
-            elif isinstance(item, _RunState):
+            elif isinstance(item, RunState):
                 run_state = item.state + (f": {item.error}" if item.error else "")
-            elif isinstance(item, _Load):
+                ended |= item.final
+            elif isinstance(item, Started):
+                if status.get(item.well) not in FINISHED:
+                    status[item.well] = "running"
+            elif isinstance(item, Load):
                 if item.request == self._request:
-                    reload_selected = True
-            elif isinstance(item, _Fetched):
+                    load = item
+            elif isinstance(item, TileReply):
+                self.send(item.content, item.buffers)
+            elif isinstance(item, Fetched):
                 if item.request == -1 or item.keep:
                     self._keep(item.well, item.images or {})
                 if item.request in (-1, self._request):
@@ -262,6 +338,10 @@ class PlateViewer(anywidget.AnyWidget):
                 elif getattr(item, "previews_dropped", False):
                     self._streamed.add(well)  # replayed after the client dropped them
                 reload_selected |= well == self.selected_well
+        if self._execution is not None:
+            run_state = run_state_text(self._execution, run_state)
+            if ended and self._execution_ended():
+                settle_unfinished(status, self._execution)
         with self.hold_sync():
             self._grow_layout(status)
             self.status = status
@@ -271,8 +351,10 @@ class PlateViewer(anywidget.AnyWidget):
             self.run_state = run_state
             if shown is not None:
                 self._show_fetched(shown)
+            elif load is not None:
+                self._show_local(load.well, load.field, loading=load.loading)
             elif reload_selected and self.selected_well:
-                if self._fetch_well is None:
+                if self._fetch_well is None and not (self.field and self._fetch_field):
                     self._show_local(self.selected_well, self.field)
                 elif status.get(self.selected_well) == "done":
                     self._on_selection(None)
@@ -281,7 +363,11 @@ class PlateViewer(anywidget.AnyWidget):
             kept = first_with_images in self._previews
             self.selected_well = first_with_images if kept else last_with_images
 
-    def _show_fetched(self, item: _Fetched) -> None:
+    def _execution_ended(self) -> bool:
+        done = getattr(self._execution, "done", None)
+        return bool(done()) if callable(done) else True
+
+    def _show_fetched(self, item: Fetched) -> None:
         if item.request == -1 and item.well != self.selected_well:
             self.selected_well = item.well  # _Load queued; it shows the same images
             return
@@ -299,8 +385,14 @@ class PlateViewer(anywidget.AnyWidget):
             self._streamed.add(well)
         self._previews.put(well, images)
 
-    def _show_local(self, well: str, field: int) -> None:
+    def _show_local(self, well: str, field: int, *, loading: bool = False) -> None:
+        """Show the streamed previews of ``well`` (field 0 only), or say why not."""
         images = self._previews.get(well) or {}
+        if loading:  # a fetch of this very field will follow
+            self._show_images(well, field, images if field == 0 else {})
+            if not images or field != 0:
+                self.message = f"loading {well} field {field}…"
+            return
         if not images and well in self._streamed:
             self._show_dropped(well, field)
             return
@@ -309,10 +401,7 @@ class PlateViewer(anywidget.AnyWidget):
             why = self.errors.get(well) or f"no images for {well} yet"
             self.message = f"{well} failed: {why}" if well in self.errors else why
         elif field != 0:
-            self.message = (
-                f"only field 0 of {well} was streamed; pass fetch_well=... to "
-                "PlateViewer to browse other fields"
-            )
+            self.message = f"{well} field {field}: only field 0 was sent to this viewer"
 
     def _show_dropped(self, well: str, field: int) -> None:
         """A well whose previews were not kept: load them again, or say so."""
@@ -333,98 +422,17 @@ class PlateViewer(anywidget.AnyWidget):
         self, well: str, field: int, images: Mapping[str, np.ndarray]
     ) -> None:
         data, meta = pack_planes(images) if images else (b"", {"planes": []})
-        meta = {**meta, "well": well, "field": field}
-        self.channels = self._channel_settings(data, meta)
+        # ``serial`` makes every new image a change of image_meta, so the page
+        # redraws even when only the bytes differ (a refetch of the same field).
+        self._serial += 1
+        meta = {**meta, "well": well, "field": field, "serial": self._serial}
+        self.channels = channel_settings(self.channels, data, meta)
         self.image_meta = meta
         self.image_data = data
         self.message = ""
 
-    def _channel_settings(
-        self, data: bytes, meta: Mapping[str, Any]
-    ) -> list[dict[str, Any]]:
-        """Keep the user's settings; new channels get a colour and auto-contrast."""
-        settings = [dict(c) for c in self.channels]
-        known = {c["name"] for c in settings}
-        planes = unpack_planes(data, meta) if meta.get("planes") else {}
-        for plane in meta.get("planes", []):
-            name = plane["name"]
-            if plane["kind"] != "image" or name in known:
-                continue
-            lo, hi = auto_contrast(planes[name])
-            color = CHANNEL_COLORS[len(settings) % len(CHANNEL_COLORS)]
-            settings.append(
-                {
-                    "name": name,
-                    "color": color,
-                    "visible": True,
-                    "min": math.floor(lo),
-                    "max": math.ceil(hi),
-                }
-            )
-            known.add(name)
-        return settings
-
     def _grow_layout(self, status: Mapping[str, str]) -> None:
         """Add rows and columns for wells outside the layout (no layout given)."""
-        missing = [w for w in status if w not in set(self.wells)]
-        if not missing:
-            return
-        rows, columns = set(self.rows), set(self.columns)
-        for well in missing:
-            row, column = split_well(well)
-            rows.add(row)
-            columns.add(column)
-        self.rows = sorted(rows, key=lambda r: (len(r), r))
-        self.columns = sorted(columns)
-        self.wells = list(self.wells) + [well_name(*split_well(w)) for w in missing]
-
-
-def clean_summary(summary: Mapping[str, Any]) -> dict[str, float | None]:
-    """Numbers only, as floats; NaN and infinities become None (JSON-safe)."""
-    out: dict[str, float | None] = {}
-    for key, value in summary.items():
-        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-            continue
-        number = float(value)
-        out[str(key)] = number if math.isfinite(number) else None
-    return out
-
-
-def ex_error(execution: Any) -> str | None:
-    """An execution's overall error, if it has one."""
-    error = getattr(execution, "error", None)
-    return None if error is None else str(error)
-
-
-def preview_fetcher(
-    connection: Any, pipeline: Any, plate: str, *, max_size: int = 512
-) -> FetchWell:
-    """``fetch_well`` that previews ``pipeline`` on the server for any well/field.
-
-    Each call runs ``connection.preview(...)`` (on the viewer's fetch thread).
-    """
-
-    def fetch(well: str, field: int) -> Mapping[str, np.ndarray]:
-        result = connection.preview(
-            pipeline, plate, well, site=field, max_size=max_size
-        )
-        return result.images
-
-    return fetch
-
-
-def full_resolution_fetcher(execution: Any) -> FetchWell:
-    """``fetch_well`` that fetches a finished well's full-size images.
-
-    Backed by ``execution.fetch_full(well)``; results keep the first field
-    only, so other fields raise ``LookupError`` (shown in the viewer).
-    """
-
-    def fetch(well: str, field: int) -> Mapping[str, np.ndarray]:
-        if field != 0:
-            raise LookupError(
-                f"results keep field 0 only; field {field} of {well} was not stored"
-            )
-        return execution.fetch_full(well)
-
-    return fetch
+        grown = grown_layout(self.rows, self.columns, self.wells, status)
+        if grown is not None:
+            self.rows, self.columns, self.wells = grown

@@ -3,6 +3,7 @@
 Nothing here runs a processing function; execution lives elsewhere.
 """
 
+from openhcs_nb.pipeline._html import catalogue_html
 from openhcs_nb.pipeline.catalogue import Catalogue, Function, Param
 from openhcs_nb.pipeline.codegen import pipeline_to_code
 from openhcs_nb.pipeline.loader import load_openhcs_script, load_pipeline
@@ -14,6 +15,7 @@ __all__ = [
     "Param",
     "Pipeline",
     "Step",
+    "catalogue_html",
     "load_openhcs_script",
     "load_pipeline",
     "pipeline_to_code",

@@ -1,13 +1,16 @@
-"""Notebook display of steps and pipelines: a compact table plus the code.
+"""Notebook display of steps, pipelines and the function catalogue.
 
 Every piece of text that comes from the pipeline (names, channel keys, string
-parameters) is HTML-escaped: pipeline code may come from someone else.
+parameters) or from a server's catalogue is HTML-escaped: it may come from
+someone else. Help text is shown whole and wraps; a biologist reads it to pick
+a function, so it is never cut to a column width.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from html import escape
+from typing import Any
 
 from openhcs_nb.errors import PipelineError
 from openhcs_nb.pipeline.codegen import pipeline_to_code, step_to_code
@@ -33,6 +36,36 @@ def step_html(s: Step) -> str:
     """A one-row table for ``s`` and a collapsible view of its code."""
     caption = f"step <b>{escape(s.name)}</b>"
     return _table(caption, [_row(s, "")]) + _code_view(lambda: step_to_code(s))
+
+
+#: Help cells wrap at word boundaries, or anywhere for a long identifier.
+_WRAP = "white-space:normal;overflow-wrap:anywhere;max-width:60em"
+
+
+def catalogue_html(functions: Iterable[Any]) -> str:
+    """A table of catalogue functions (name, category, full help), for a notebook.
+
+    Takes anything with ``name``, ``category`` and ``help``: the built-in
+    :class:`~openhcs_nb.spec.Function` entries or a server's ``FunctionInfo``.
+    """
+    rows = [
+        "<tr>"
+        f'<td style="{_CELL}"><code>{escape(fn.name)}</code></td>'
+        f'<td style="{_CELL}">{escape(fn.category)}</td>'
+        f'<td style="{_CELL};{_WRAP}">{escape(fn.help)}</td>'
+        "</tr>"
+        for fn in functions
+    ]
+    head = "".join(
+        f'<th style="{_CELL}">{h}</th>'
+        for h in ("function", "category", "what it does")
+    )
+    count = f"{len(rows)} function{'' if len(rows) == 1 else 's'}"
+    return (
+        f'<table class="openhcs-catalogue" style="{_STYLE}">'
+        f'<caption style="text-align:left">catalogue &middot; {count}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
 
 
 def _table(caption: str, rows: list[str]) -> str:

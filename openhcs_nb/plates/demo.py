@@ -6,6 +6,10 @@ an interrupted generation never leaves a half plate under the final name, and
 two processes generating at once both end up with the same complete plate
 (the bytes depend only on :data:`DEMO_SPEC`). Bump :data:`DEMO_VERSION` when
 the spec or the generator changes, so old caches are not reused.
+
+The first generation takes a while, so it says what it is doing and how far
+along it is, one well at a time: a progress bar where someone is watching, an
+INFO log line per well elsewhere (:mod:`openhcs_nb._progress`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 import uuid
 from pathlib import Path
 
+from openhcs_nb._progress import Progress, make_bar
 from openhcs_nb.plates._truth_masks import masks_dir
 from openhcs_nb.plates.model import Plate
 from openhcs_nb.plates.ome_zarr import open_ome_zarr_plate
@@ -50,6 +55,7 @@ DEMO_SPEC = SyntheticPlateSpec(
     debris=4.0,
     saturated=0.01,
 )
+DEMO_MB = 350  # measured on disk for version 2: plate plus truth masks
 _STALE_S = 3600.0  # temporary folders older than this are from dead runs
 
 
@@ -66,13 +72,23 @@ def demo_path(cache_dir: Path | None = None) -> Path:
     return cache_root(cache_dir) / f"demo-plate-v{DEMO_VERSION}.ome.zarr"
 
 
-def ensure_plate(spec: SyntheticPlateSpec, target: Path) -> Path:
+def ensure_plate(
+    spec: SyntheticPlateSpec,
+    target: Path,
+    progress: Progress = None,
+    what: str | None = None,
+) -> Path:
     """Generate ``spec`` as an OME-Zarr plate at ``target`` unless it is there.
 
     The plate and its truth file are built in a fresh temporary folder beside
     ``target``; the truth masks (if any) and the truth file are moved first,
     the plate last, so the plate existing means all are complete. If another
     process wins the race, its identical plate is kept and ours is discarded.
+
+    A generation reports each written well to ``progress`` (see
+    :mod:`openhcs_nb._progress`; unwatched, it logs), described as
+    "generating <what> in <folder>"; ``what`` defaults to the plate's name and
+    well count.
 
     Raises
     ------
@@ -85,9 +101,18 @@ def ensure_plate(spec: SyntheticPlateSpec, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale(target)
     tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    what = what or f"{spec.name!r} ({len(spec.wells)} wells)"
+    bar = make_bar(
+        progress,
+        len(spec.wells),
+        f"generating {what} in {target.parent}",
+        log_unwatched=True,
+    )
     tmp.mkdir()
     try:
-        generate_plate(spec, tmp / target.name, format="ome-zarr")
+        generate_plate(
+            spec, tmp / target.name, format="ome-zarr", on_well=lambda _: bar.update()
+        )
         _move_masks(
             masks_dir(tmp / target.name, "ome-zarr"), masks_dir(target, "ome-zarr")
         )
@@ -98,6 +123,7 @@ def ensure_plate(spec: SyntheticPlateSpec, target: Path) -> Path:
             if not target.is_dir():  # not lost to a racing process: a real error
                 raise
     finally:
+        bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return target
 
@@ -129,18 +155,29 @@ def _remove_stale(target: Path) -> None:
             continue
 
 
-def demo_plate(cache_dir: Path | None = None) -> Plate:
+def _ensure_demo(cache_dir: Path | None, progress: Progress) -> Path:
+    """The demo plate's folder, generated with a description a user can read."""
+    what = f"the demo plate ({len(DEMO_SPEC.wells)} wells, ~{DEMO_MB} MB)"
+    return ensure_plate(DEMO_SPEC, demo_path(cache_dir), progress, what)
+
+
+def demo_plate(cache_dir: Path | None = None, progress: Progress = None) -> Plate:
     """The demo plate, generated on first use (about 30 s), then reopened.
+
+    ``progress`` shows the first generation well by well (see
+    :func:`ensure_plate`).
 
     Raises
     ------
     OSError
         The cache folder cannot be created or written.
     """
-    return open_ome_zarr_plate(ensure_plate(DEMO_SPEC, demo_path(cache_dir)))
+    return open_ome_zarr_plate(_ensure_demo(cache_dir, progress))
 
 
-def demo_ground_truth(cache_dir: Path | None = None) -> GroundTruth:
+def demo_ground_truth(
+    cache_dir: Path | None = None, progress: Progress = None
+) -> GroundTruth:
     """What was planted in the demo plate (generating it if needed).
 
     Raises
@@ -148,4 +185,4 @@ def demo_ground_truth(cache_dir: Path | None = None) -> GroundTruth:
     OSError
         The cache folder cannot be created or written.
     """
-    return load_ground_truth(ensure_plate(DEMO_SPEC, demo_path(cache_dir)))
+    return load_ground_truth(_ensure_demo(cache_dir, progress))

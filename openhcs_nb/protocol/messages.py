@@ -104,13 +104,46 @@ class Cancel(_Message, kw_only=True):
 class Fetch(_Message, kw_only=True):
     """Stored events with ``seq > since_seq``, oldest first; reply: :class:`FetchReply`.
 
-    ``full_resolution`` asks for full-size images in ``WellDone.previews``.
+    ``full_resolution`` asks for full-size images in ``WellDone.previews``,
+    of field ``site`` (the stored previews are of field 0).
     """
 
     execution_id: str
     since_seq: int = 0
     limit: int = 1000
     full_resolution: bool = False
+    site: int = 0
+
+
+class Pyramid(_Message, kw_only=True):
+    """Plane names and level sizes of one field; reply: :class:`PyramidReply`.
+
+    Names a finished well of the caller's ``execution_id`` (raw channels and
+    labels), or else a ``plate`` the caller may read (raw channels only).
+    """
+
+    well: str
+    site: int = 0
+    execution_id: str | None = None
+    plate: str | None = None
+
+
+class Tile(_Message, kw_only=True):
+    """One tile of one plane at one pyramid level; reply: :class:`TileReply`.
+
+    The tile is row ``ty``, column ``tx`` of the ``size`` x ``size`` grid over
+    the level (edge tiles are smaller), so a viewer fetches only what it shows.
+    """
+
+    well: str
+    name: str
+    site: int = 0
+    level: int = 0
+    ty: int = 0
+    tx: int = 0
+    size: int = 256
+    execution_id: str | None = None
+    plate: str | None = None
 
 
 ClientMessage = (
@@ -123,6 +156,8 @@ ClientMessage = (
     | ListExecutions
     | Cancel
     | Fetch
+    | Pyramid
+    | Tile
 )
 
 
@@ -226,6 +261,18 @@ class FetchReply(_Message, kw_only=True):
     state: str = ""
 
 
+class PyramidReply(_Message, kw_only=True):
+    """``levels[name]`` lists ``[height, width]`` per level, level 0 full size."""
+
+    levels: dict[str, list[list[int]]]
+
+
+class TileReply(_Message, kw_only=True):
+    """The tile's pixels: ``images`` holds one ref, named by the plane."""
+
+    images: list[ArrayRef]
+
+
 class ErrorReply(_Message, kw_only=True):
     """The request failed; ``code`` is a key of ``ERROR_CODES``.
 
@@ -251,5 +298,7 @@ ServerReply = (
     | ExecutionsReply
     | CancelReply
     | FetchReply
+    | PyramidReply
+    | TileReply
     | ErrorReply
 )

@@ -117,3 +117,27 @@ def execution_record(row: Sequence[Any]) -> ExecutionRecord:
     values[5] = json.loads(values[5])
     values[6] = ExecutionState[values[6]]
     return ExecutionRecord(*values)
+
+
+def recover(db: sqlite3.Connection) -> list[str]:
+    """Requeue a stopped server's work; the ids of every QUEUED execution.
+
+    See :meth:`~openhcs_nb.server.jobs.JobStore.recover_after_restart`.
+    """
+    for state, trigger in (
+        (ExecutionState.RUNNING, ExecutionTrigger.INTERRUPT),
+        (ExecutionState.INTERRUPTED, ExecutionTrigger.RESUME),
+    ):
+        for execution_id in ids_in(db, state):
+            move_execution(db, execution_id, trigger, None)
+    stuck = db.execute(
+        "SELECT w.execution_id, w.well, e.state FROM wells w "
+        "JOIN executions e ON e.id = w.execution_id WHERE w.state = ?",
+        (_W.RUNNING.name,),
+    ).fetchall()
+    for execution_id, well, state in stuck:
+        if ExecutionState[state] in ACTIVE_STATES:
+            move_well(db, execution_id, well, WellTrigger.REQUEUE)
+        else:
+            move_well(db, execution_id, well, WellTrigger.CANCEL)
+    return ids_in(db, ExecutionState.QUEUED)

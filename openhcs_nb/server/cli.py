@@ -2,6 +2,7 @@
 
 openhcs-server serve --config server.toml
 openhcs-server serve --demo [--port N] [--workers N] [--results DIR]
+openhcs-server serve ... --parent-pid PID   (stop when PID exits)
 openhcs-server keys generate DIR [--name NAME]
 openhcs-server check-config server.toml
 
@@ -14,7 +15,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +40,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=7710, help="demo command port")
     serve.add_argument("--workers", type=int, help="override the worker count")
-    serve.add_argument("--results", type=Path, help="override the results root")
+    serve.add_argument(
+        "--results",
+        type=Path,
+        help="override the results root (a --demo server without it keeps its "
+        "history in a temporary folder, removed when it stops)",
+    )
+    serve.add_argument(
+        "--parent-pid",
+        type=int,
+        help="stop, as on SIGTERM, once the process with this pid has exited",
+    )
     serve.add_argument(
         "--plates-root", type=Path, action="append", default=[], help="add a plate root"
     )
@@ -130,19 +143,36 @@ def _writeback(args: argparse.Namespace, omero_gateway: Any = None) -> int:
 
 
 def _serve(args: argparse.Namespace, omero_gateway: Any = None) -> int:
-    from openhcs_nb.server.config import demo_config, load_config
-    from openhcs_nb.server.daemon import Server
-
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # A demo without --results gets a history of its own: a fresh server must
+    # not list the runs of other notebooks (``--results`` keeps one for good).
+    scratch = (
+        Path(tempfile.mkdtemp(prefix="openhcs-demo-"))
+        if args.demo and args.results is None
+        else None
+    )
+    try:
+        return _serve_with(args, omero_gateway, scratch)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _serve_with(
+    args: argparse.Namespace, omero_gateway: Any, scratch: Path | None
+) -> int:
+    from openhcs_nb.server.config import demo_config, load_config
+    from openhcs_nb.server.daemon import Server
+    from openhcs_nb.server.parent_watch import ParentWatch
+
     started = time.perf_counter()
     if args.demo:
-        from openhcs_nb.plates.demo import cache_root, demo_plate
+        from openhcs_nb.plates.demo import demo_plate
 
-        results = args.results or cache_root() / "demo-server"
-        config = demo_config(args.port, results)
+        config = demo_config(args.port, args.results or scratch)
         demo_plate()  # generate once, before we report ready
     else:
         config = load_config(args.config)
@@ -156,10 +186,14 @@ def _serve(args: argparse.Namespace, omero_gateway: Any = None) -> int:
         roots = (*config.plates.roots, *args.plates_root)
         config = replace(config, plates=replace(config.plates, roots=roots))
     server = Server(config, omero_gateway=omero_gateway)
+    watch = None
+    if args.parent_pid is not None:
+        watch = ParentWatch(args.parent_pid, server.request_stop).start()
     server.start()
     ready = {
         "command": server.command_endpoint,
         "events": server.event_endpoint,
+        "results": str(config.results.root),
         "seconds": round(time.perf_counter() - started, 3),
     }
     if args.ready_file:
@@ -171,7 +205,11 @@ def _serve(args: argparse.Namespace, omero_gateway: Any = None) -> int:
         f"events {ready['events']}",
         flush=True,
     )
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    finally:
+        if watch is not None:
+            watch.stop()
     return 0
 
 

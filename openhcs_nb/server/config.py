@@ -19,7 +19,6 @@ Rules:
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import sys
@@ -50,6 +49,11 @@ from openhcs_nb.server._config_sections import (
     ServerSection,
     _Section,
 )
+from openhcs_nb.server.addresses import (
+    address_problem,
+    is_loopback_address,
+    split_tcp,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,8 +82,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ENV_PREFIX = "OPENHCS_NB_"
-_LOCAL_TRANSPORTS = ("ipc://", "inproc://")
-_LOOPBACK_NAMES = frozenset({"localhost", "lo"})
 
 
 class ConfigError(OpenHCSError, ValueError):
@@ -138,8 +140,10 @@ class ServerConfig(_Section):
         except msgspec.ValidationError as exc:
             raise _refusal(exc, builtins, {}, origin=None) from None
         for key in ("command_address", "event_address"):
-            _check_address(f"[server] {key}", getattr(self.server, key))
-        ephemeral = _split_tcp(self.server.command_address)[1] in ("0", "*")
+            problem = address_problem(getattr(self.server, key))
+            if problem is not None:
+                raise ConfigError(f"[server] {key}", problem)
+        ephemeral = split_tcp(self.server.command_address)[1] in ("0", "*")
         if self.server.command_address == self.server.event_address and not ephemeral:
             raise ConfigError(
                 "[server] event_address", "must differ from [server] command_address"
@@ -183,44 +187,6 @@ _SECTIONS: dict[str, dict[str, mi.Type]] = {
 def env_name(section: str, key: str) -> str:
     """Return the environment variable that overrides ``[section] key``."""
     return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
-
-
-def is_loopback_address(address: str) -> bool:
-    """Tell whether a ZeroMQ bind address is reachable only from this machine.
-
-    ``ipc://`` and ``inproc://`` are local; ``tcp://`` is local when its host is
-    ``localhost``, the ``lo`` interface or a loopback IP (127.0.0.0/8, ::1).
-    ``*`` and ``0.0.0.0`` are not.
-    """
-    if address.startswith(_LOCAL_TRANSPORTS):
-        return True
-    host = _split_tcp(address)[0]
-    if host in _LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _split_tcp(address: str) -> tuple[str, str]:
-    if not address.startswith("tcp://") or ":" not in address[6:]:
-        return "", ""
-    host, _, port = address[6:].rpartition(":")
-    return host.removeprefix("[").removesuffix("]"), port
-
-
-def _check_address(where: str, address: str) -> None:
-    if address.startswith(_LOCAL_TRANSPORTS):
-        return
-    host, port = _split_tcp(address)
-    if not host:
-        raise ConfigError(
-            where,
-            f"expected 'tcp://HOST:PORT' (or ipc://, inproc://), got {address!r}",
-        )
-    if port != "*" and not (port.isdigit() and 0 <= int(port) <= 65535):
-        raise ConfigError(where, f"port must be 0-65535 or '*', got {port!r}")
 
 
 def load_config(path: Path | None, env: Mapping[str, str] = os.environ) -> ServerConfig:

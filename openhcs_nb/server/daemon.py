@@ -43,7 +43,13 @@ from openhcs_nb.server._outbound import Outbound
 from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.handlers import Handlers
 from openhcs_nb.server.jobs import ExecutionTrigger, JobStore, StoredEvent
-from openhcs_nb.server.peers import PeerTable, peer_name, shut_down_connection
+from openhcs_nb.server.key_watch import secure_sockets
+from openhcs_nb.server.peers import (
+    PeerTable,
+    frame_origin,
+    peer_name,
+    shut_down_connection,
+)
 from openhcs_nb.server.rate_limit import RateLimiter
 from openhcs_nb.server.scheduler import Scheduler, SchedulerLimits
 from openhcs_nb.server.subscriptions import decide
@@ -107,7 +113,9 @@ class Server:
         ctx = self._ctx = zmq.Context()
         self.router = ctx.socket(zmq.ROUTER)
         self.pub = ctx.socket(zmq.XPUB)
-        self._secure(ctx)
+        self._auth, self.keys = secure_sockets(
+            ctx, cfg.security, (self.router, self.pub)
+        )
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.SNDHWM, cfg.server.send_hwm)
         self.router.setsockopt(zmq.RCVHWM, cfg.server.recv_hwm)
@@ -157,29 +165,6 @@ class Server:
     def curve(self) -> bool:
         """Whether clients are authenticated by CurveZMQ keys."""
         return self._auth is not None
-
-    def _secure(self, ctx: zmq.Context) -> None:
-        sec = self.config.security
-        if sec.server_secret_key is None:
-            return
-        from openhcs_nb.server.key_watch import KeyWatcher
-        from openhcs_nb.server.keys import (
-            AuthorizedKeys,
-            configure_server_socket,
-            load_keypair,
-            start_authenticator,
-        )
-
-        keypair = load_keypair(sec.server_secret_key)
-        if sec.authorized_keys is None:
-            raise OpenHCSError(
-                "curve needs an authorized_keys file listing client keys"
-            )
-        authorized = AuthorizedKeys.load(sec.authorized_keys)
-        self._auth = start_authenticator(ctx, authorized)
-        self.keys = KeyWatcher(sec.authorized_keys, self._auth, authorized)
-        configure_server_socket(self.router, keypair)
-        configure_server_socket(self.pub, keypair)
 
     def request_stop(self, *_: object) -> None:
         """Ask the loop to stop (safe to call from a signal handler)."""
@@ -303,30 +288,13 @@ class Server:
             identity, body = frames[0].bytes, frames[1:]
             if not body:
                 continue
-            user, fd, address = self._origin(body[0])
+            local = self.handlers.local_user if self._auth is None else None
+            user, fd, address = frame_origin(body[0], local)
             if self.keys is not None and user not in self.keys.users:
                 shut_down_connection(fd, self._command_fds.get(fd))
                 continue  # revoked while connected: nothing more is served
             peer = self.peers.seen(identity, user, fd, address)
             self._handle(peer, body)
-
-    def _origin(self, frame: zmq.Frame) -> tuple[str, int, str]:
-        if self._auth is None:
-            user = self.handlers.local_user
-        else:
-            try:
-                user = frame.get("User-Id") or "anonymous"
-            except zmq.ZMQError:
-                user = "anonymous"
-        try:
-            fd = int(frame.get(zmq.SRCFD))
-        except (zmq.ZMQError, TypeError, ValueError):
-            fd = -1
-        try:
-            address = frame.get("Peer-Address") or ""
-        except zmq.ZMQError:
-            address = ""
-        return user, fd, address
 
     def _drain_subscriptions(self) -> None:
         for _ in range(_BATCH):

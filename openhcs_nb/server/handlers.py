@@ -55,6 +55,7 @@ from openhcs_nb.server.jobs import (
     TERMINAL_STATES,
     ExecutionRecord,
     ExecutionState,
+    StoredEvent,
     UnknownExecutionError,
 )
 from openhcs_nb.server.offload import Offloader
@@ -96,9 +97,9 @@ class Handlers:
         self.work = Work(self)
         self._submitting: dict[str, int] = {}  # submits still compiling, per user
         self._submit_lock = threading.Lock()
-        self.scheduler.on_finished = self.work.audit_finished
+        self.scheduler.endings.on_finished = self.work.audit_finished
         if self.omero is not None:
-            self.scheduler.after_finalize = self.work.after_finalize
+            self.scheduler.endings.after_finalize = self.work.after_finalize
 
     def close(self) -> None:
         """Stop the compile pool and leave OMERO sessions."""
@@ -285,9 +286,9 @@ class Handlers:
     def _fetch(self, msg: Fetch, peer: Peer) -> Out:
         record = self.own(msg.execution_id, peer, "fetch")
         limit = max(1, min(msg.limit, 1000))
-        if msg.full_resolution:
-            limit = min(limit, 4)  # full fields are large: page them
         stored = self.store.events_since(msg.execution_id, msg.since_seq, limit)
+        if msg.full_resolution:  # full fields are large: page by wells done
+            stored = _upto_wells(stored, _FULL_RESOLUTION_PAGE)
         last = stored[-1].seq if stored else msg.since_seq
         complete = record.state in TERMINAL_STATES and last >= record.last_seq
         swap = None
@@ -298,7 +299,7 @@ class Handlers:
                 self.results_root / record.id,
                 open_input=lambda _ref: self.work.open_plate(record.plate, peer),
             )
-            swap = lambda event: results.read_field(event.well)  # noqa: E731
+            swap = lambda event: results.read_field(event.well, msg.site)  # noqa: E731
         self.audit.record(
             peer,
             "fetch",
@@ -379,3 +380,17 @@ def wire_state(state: ExecutionState) -> str:
 def _action(msg: Any) -> str:
     name = type(msg).__name__
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+#: Wells with full-resolution images per Fetch reply; small events ride along.
+_FULL_RESOLUTION_PAGE = 4
+
+
+def _upto_wells(stored: list[StoredEvent], wells: int) -> list[StoredEvent]:
+    """``stored`` cut after its ``wells``-th WellDone (its images are the bulk)."""
+    seen = 0
+    for index, event in enumerate(stored):
+        seen += event.kind == "well_done"
+        if seen == wells:
+            return stored[: index + 1]
+    return stored

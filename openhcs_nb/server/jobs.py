@@ -23,18 +23,14 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
-from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.results.store import pipeline_hash
 from openhcs_nb.server import _job_moves as moves
 from openhcs_nb.server import _jobs_schema as sql
+from openhcs_nb.server._job_file import JobFile, JobStoreError
 from openhcs_nb.server.job_records import (
     CancelOutcome,
     EventDraft,
@@ -86,16 +82,7 @@ __all__ = [
 # --- the store ----------------------------------------------------------------------
 
 
-class JobStoreError(OpenHCSError):
-    """The job store file cannot be used (corrupt, or from a newer server).
-
-    The server must not start: restarting cannot fix it, an admin must.
-    """
-
-    code = "storage_error"
-
-
-class JobStore:
+class JobStore(JobFile):
     """Durable executions, wells and their event log in one SQLite file.
 
     Every write method is one transaction: it checks the state tables, writes the
@@ -103,41 +90,9 @@ class JobStore:
 
     Raises
     ------
-    OpenHCSError
-        On open, when the file was written by a newer schema version.
+    JobStoreError
+        On open, when the file is not a job store or has a newer schema.
     """
-
-    def __init__(
-        self, path: Path, *, synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    ) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._lock = threading.Lock()
-        try:
-            self._db, version = sql.connect(path, synchronous)
-            if version > sql.SCHEMA_VERSION:
-                self._db.close()
-                raise JobStoreError(
-                    f"{path}: job store schema {version} is newer than this "
-                    f"server's ({sql.SCHEMA_VERSION}); upgrade openhcs-nb"
-                )
-            if version == 0:
-                with self._write() as db:
-                    sql.create_tables(db)
-            elif version < sql.SCHEMA_VERSION:
-                with self._write() as db:
-                    sql.migrate(db, version)
-            self._db.execute("SELECT count(*) FROM executions").fetchone()
-        except sqlite3.DatabaseError as exc:
-            raise JobStoreError(
-                f"{path} is not a readable job store ({exc}); restore it from a "
-                "backup, or move it away to start with an empty one"
-            ) from None
-
-    def close(self) -> None:
-        """Close the connection; the store cannot be used afterwards."""
-        with self._lock:
-            self._db.close()
 
     def __enter__(self) -> JobStore:
         """Use the store as a context manager that closes it."""
@@ -388,23 +343,7 @@ class JobStore:
             Ids of every QUEUED execution, oldest first: the queue to resume.
         """
         with self._write() as db:
-            for state, trigger in (
-                (_E.RUNNING, ExecutionTrigger.INTERRUPT),
-                (_E.INTERRUPTED, ExecutionTrigger.RESUME),
-            ):
-                for execution_id in moves.ids_in(db, state):
-                    moves.move_execution(db, execution_id, trigger, None)
-            stuck = db.execute(
-                "SELECT w.execution_id, w.well, e.state FROM wells w "
-                "JOIN executions e ON e.id = w.execution_id WHERE w.state = ?",
-                (_W.RUNNING.name,),
-            ).fetchall()
-            for execution_id, well, state in stuck:
-                if ExecutionState[state] in ACTIVE_STATES:
-                    moves.move_well(db, execution_id, well, WellTrigger.REQUEUE)
-                else:
-                    moves.move_well(db, execution_id, well, WellTrigger.CANCEL)
-            return moves.ids_in(db, _E.QUEUED)
+            return moves.recover(db)
 
     # -- reads -------------------------------------------------------------------
 
@@ -455,14 +394,3 @@ class JobStore:
             return len(
                 sql.select_executions(self._db, user=user, states=moves.ACTIVE_NAMES)
             )
-
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")

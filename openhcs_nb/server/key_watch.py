@@ -1,4 +1,7 @@
-"""Live reload of ``authorized_keys``: on SIGHUP and whenever the file changes.
+"""CurveZMQ on the server's sockets: set-up, and live reload of ``authorized_keys``.
+
+:func:`secure_sockets` turns encryption and the ZAP handler on at start-up.
+``authorized_keys`` is reloaded on SIGHUP and whenever the file changes.
 
 The ZAP handler admits new connections by the current key set; a reload
 swaps the set in. Users whose keys disappeared are reported, so the server can
@@ -11,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.server.keys import AuthorizedKeys, CurveAuthenticator
@@ -78,3 +83,35 @@ class KeyWatcher:
             f", removed users {sorted(removed)}" if removed else "",
         )
         return removed
+
+
+def secure_sockets(
+    ctx: Any, security: Any, sockets: Sequence[Any]
+) -> tuple[CurveAuthenticator | None, KeyWatcher | None]:
+    """Turn on CurveZMQ for ``sockets`` when ``[security]`` names a server key.
+
+    Returns the running ZAP authenticator and the watcher of ``authorized_keys``
+    (both None when the server runs without keys, on loopback).
+
+    Raises
+    ------
+    OpenHCSError
+        A server key is set but no ``authorized_keys``; the server must not start.
+    """
+    if security.server_secret_key is None:
+        return None, None
+    from openhcs_nb.server.keys import (
+        configure_server_socket,
+        load_keypair,
+        start_authenticator,
+    )
+
+    keypair = load_keypair(security.server_secret_key)
+    if security.authorized_keys is None:
+        raise OpenHCSError("curve needs an authorized_keys file listing client keys")
+    authorized = AuthorizedKeys.load(security.authorized_keys)
+    auth = start_authenticator(ctx, authorized)
+    watcher = KeyWatcher(security.authorized_keys, auth, authorized)
+    for sock in sockets:
+        configure_server_socket(sock, keypair)
+    return auth, watcher

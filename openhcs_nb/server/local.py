@@ -4,6 +4,10 @@ The demo, ``%openhcs_connect --demo``, Binder and the tests all need a real
 server next to them. This runs the console entry point in a child process
 (exactly what an admin runs), waits for its ready file and reports the bound
 endpoints; ``stop()`` sends SIGTERM, as systemd would.
+
+By default the child is tied to this process (``--parent-pid``): when the
+kernel that started it dies, even by SIGKILL, the server stops within about a
+second, the same orderly way as on SIGTERM.
 """
 
 from __future__ import annotations
@@ -41,8 +45,11 @@ class LocalServer:
         log: Path | None = None,
         ready_timeout: float = 120.0,
         module: str = "openhcs_nb.server.cli",
+        tie_to_parent: bool = True,
     ):
+        """``tie_to_parent=False`` lets the server outlive this process."""
         self.args = list(args)
+        self.tie_to_parent = tie_to_parent
         self.module = module  # run as ``python -m <module> serve ...``
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="openhcs-server-"))
@@ -67,6 +74,8 @@ class LocalServer:
         ready.unlink(missing_ok=True)
         command = [sys.executable, "-m", self.module, "serve", *self.args]
         command += ["--ready-file", str(ready)]
+        if self.tie_to_parent:
+            command += ["--parent-pid", str(os.getpid())]
         log: IO[bytes] = self.log_path.open("ab")
         self.process = subprocess.Popen(
             command,

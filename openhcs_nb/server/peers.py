@@ -23,6 +23,7 @@ import os
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +139,30 @@ def peer_name(fd: int) -> tuple[str, int] | None:
     finally:
         with contextlib.suppress(OSError):
             sock.close()
+
+
+def frame_origin(frame: Any, local_user: str | None) -> tuple[str, int, str]:
+    """``(user, fd, address)`` of a received frame, from libzmq's metadata.
+
+    With CurveZMQ on (``local_user`` None) the user is the ZAP User-Id of the
+    connection, never anything the client sent; without it, everyone is the
+    server's one local user.
+    """
+    import zmq
+
+    if local_user is not None:
+        user = local_user
+    else:
+        try:
+            user = frame.get("User-Id") or "anonymous"
+        except zmq.ZMQError:
+            user = "anonymous"
+    try:
+        fd = int(frame.get(zmq.SRCFD))
+    except (zmq.ZMQError, TypeError, ValueError):
+        fd = -1
+    try:
+        address = frame.get("Peer-Address") or ""
+    except zmq.ZMQError:
+        address = ""
+    return user, fd, address

@@ -12,7 +12,9 @@ redoes only the wells whose part is missing. Progress events carry
 
 from __future__ import annotations
 
+import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,9 +22,12 @@ from openhcs_nb.execution import plate_phase
 from openhcs_nb.protocol import Progress
 from openhcs_nb.server._events import draft
 from openhcs_nb.server.fairness import SchedulerLimits
+from openhcs_nb.server.faults import describe_fault
+from openhcs_nb.server.jobs import JobStore, StoredEvent
 from openhcs_nb.server.workers import PhaseTask, TaskTimedOut, Worker, WorkerDied
 
 PHASE = "illumination"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -89,3 +94,39 @@ def progress_draft(active: Any) -> Any:
         total=phase.total,
         phase=PHASE,
     )
+
+
+def count_contribution(
+    store: JobStore,
+    publish: Callable[[StoredEvent], None],
+    active: Any,
+    item: str,
+    status: str,
+    payload: Any,
+) -> str | None:
+    """Count a landed contribution and publish the phase's progress.
+
+    A failed contribution is only logged: its well is left out of the fit and
+    fails on its own later. Returns a cause that ends the run (the store
+    refused the event, e.g. a full disk), else None.
+    """
+    if status == "ok":
+        active.phase.done += 1
+        try:
+            event = progress_draft(active)
+            publish(store.append_event(active.id, event.kind, event.payload))
+        except Exception as exc:
+            return describe_fault(exc, "the job store")
+    elif status != "cancelled":
+        log.warning("execution %s: %s", active.id, failure_cause(item, payload))
+    return None
+
+
+def fit_phase(active: Any) -> str | None:
+    """Fit the flat fields from every contribution; a cause when that failed."""
+    try:
+        plate_phase.fit(active.plan, active.out)
+    except Exception as exc:
+        log.exception("execution %s: illumination fit failed", active.id)
+        return f"illumination fit failed: {describe_fault(exc, 'the fit')}"
+    return None

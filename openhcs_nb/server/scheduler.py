@@ -9,8 +9,9 @@ users, then across each user's executions, previews first but capped.
 A well past ``[limits] well_timeout_s`` is interrupted and recorded FAILED with
 ``well_timeout: ...``; the plate goes on. A store that cannot be written (full
 disk) fails the whole execution with a one-line cause and frees its run slot at
-once; :class:`~openhcs_nb.server.faults.PendingFailures` writes that failure
-when the store takes writes again.
+once; :class:`~openhcs_nb.server.run_endings.RunEndings` writes every end (and
+such a failure when the store takes writes again). The plate phase's own steps
+live in :mod:`~openhcs_nb.server.plate_phase_runs`.
 """
 
 from __future__ import annotations
@@ -20,13 +21,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from openhcs_nb.execution import plate_phase
-from openhcs_nb.execution.well import WellResult
-from openhcs_nb.protocol import Started
-from openhcs_nb.results.store import ResultsStore
-from openhcs_nb.server._events import draft, finished_draft
+from openhcs_nb.protocol import Started, WellStarted
+from openhcs_nb.server._events import draft
 from openhcs_nb.server.fairness import FairPolicy, SchedulerLimits
-from openhcs_nb.server.faults import PendingFailures, describe_fault
+from openhcs_nb.server.faults import describe_fault
 from openhcs_nb.server.jobs import (
     ExecutionTrigger,
     InvalidTransition,
@@ -34,18 +32,18 @@ from openhcs_nb.server.jobs import (
     StoredEvent,
 )
 from openhcs_nb.server.plate_phase_runs import (
-    failure_cause,
+    count_contribution,
+    fit_phase,
     is_phase_item,
-    progress_draft,
     run_phase_task,
 )
+from openhcs_nb.server.run_endings import RunEndings
 from openhcs_nb.server.well_outcomes import (
     ActiveExecution,
     PreviewJob,
     record_error,
     record_outcome,
     run_well_task,
-    well_results,
 )
 from openhcs_nb.server.workers import TaskTimedOut, Worker, WorkerDied
 
@@ -78,14 +76,10 @@ class Scheduler:
         self._policy: FairPolicy[ActiveExecution, PreviewJob] = FairPolicy(
             max_concurrent, len(workers), self.limits
         )
-        self._unwritten = PendingFailures(self._write_failure, retry_every_s)
+        #: How runs end; the server sets its ``after_finalize``/``on_finished``.
+        self.endings = RunEndings(store, publish, retry_every_s=retry_every_s)
         self._stopping = False
         self._threads: list[threading.Thread] = []
-        #: Called with the execution id once its tables are written; returns
-        #: an error text for the Finished event, or None (OMERO write-back).
-        self.after_finalize: Callable[[ActiveExecution], str | None] | None = None
-        #: Called with (execution id, final state, error) once Finished is stored.
-        self.on_finished: Callable[[str, str, str | None], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -108,7 +102,7 @@ class Scheduler:
             self._stopping = True
             running = [e for e in self._policy.running if e.running]
             self._cond.notify_all()
-        self._unwritten.stop()
+        self.endings.stop()
         for active in running:
             for worker in list(active.running.values()):
                 worker.cancel_current()
@@ -167,12 +161,14 @@ class Scheduler:
         self.store.cancel(execution_id)
         for worker in running:
             worker.cancel_current()
-        return self._finished_event(execution_id, "cancelled") if finish_here else None
+        if not finish_here:
+            return None
+        return self.endings.finished_event(execution_id, "cancelled")
 
     def finish_now(self, active: ActiveExecution) -> None:
         """Finish an execution whose wells all settled before a crash."""
         self._start_execution(active)
-        self._finish(active)
+        self.endings.finish(active)
 
     def active_ids(self) -> list[str]:
         """Executions queued or running in this process."""
@@ -184,7 +180,15 @@ class Scheduler:
 
         The store still counts them as active; a quota check may subtract these.
         """
-        return self._unwritten.count(user)
+        return self.endings.unwritten_failures(user)
+
+    def fail_never_started(self, execution_id: str, user: str, cause: str) -> None:
+        """Fail an execution that was stored but never queued (disk full at submit).
+
+        Written now if the store takes it, else retried like any unwritten failure,
+        so it never holds the user's quota.
+        """
+        self.endings.fail_later(execution_id, user, cause)
 
     # -- dispatching ---------------------------------------------------------------
 
@@ -219,16 +223,11 @@ class Scheduler:
         event = draft(Started, active.id, total=active.total, workers=len(self.workers))
         record = self.store.get_execution(active.id)
         if record is not None and record.state.name == "QUEUED":
-            self.publish_opt(
+            self.endings.publish_opt(
                 self.store.set_execution_state(
                     active.id, ExecutionTrigger.START, event=event
                 )
             )
-
-    def publish_opt(self, stored: StoredEvent | None) -> None:
-        """Publish ``stored`` when there is one."""
-        if stored is not None:
-            self.publish(stored)
 
     def _dispatch(self, worker: Worker) -> None:
         while True:
@@ -290,7 +289,7 @@ class Scheduler:
                 active.running.pop(well, None)
                 settled = self._settle_locked(active)
         if settled and not self._stopping:
-            self._finish(active)
+            self.endings.finish(active)
 
     def _settle_locked(self, active: ActiveExecution) -> bool:
         """With the lock held: drop an execution with nothing left to run.
@@ -309,24 +308,12 @@ class Scheduler:
         self, worker: Worker, active: ActiveExecution, item: str
     ) -> None:
         """One contribution of the plate phase; the last one fits and queues wells."""
-        cause = None
         status, payload = "cancelled", None
         if not active.cancelled and active.failure is None:
             status, payload = run_phase_task(worker, active, item, self.limits)
-        if status == "ok":
-            active.phase.done += 1
-            try:
-                draft_event = progress_draft(active)
-                self.publish(
-                    self.store.append_event(
-                        active.id, draft_event.kind, draft_event.payload
-                    )
-                )
-            except Exception as exc:  # a full disk fails the run, as for wells
-                cause = describe_fault(exc, "the job store")
-        elif status != "cancelled":
-            # The well is left out of the fit; it fails on its own later.
-            log.warning("execution %s: %s", active.id, failure_cause(item, payload))
+        cause = count_contribution(
+            self.store, self.publish, active, item, status, payload
+        )
         with self._cond:
             active.running.pop(item, None)
             fit_now = (
@@ -337,12 +324,8 @@ class Scheduler:
                 and active.phase is not None
             )
         if fit_now:
-            try:
-                plate_phase.fit(active.plan, active.out)
-            except Exception as exc:
-                log.exception("execution %s: illumination fit failed", active.id)
-                cause = f"illumination fit failed: {describe_fault(exc, 'the fit')}"
-            else:
+            cause = fit_phase(active)
+            if cause is None:
                 with self._cond:
                     if not active.cancelled and active.failure is None:
                         active.pending = active.phase.wells
@@ -354,16 +337,22 @@ class Scheduler:
         with self._cond:
             settled = self._settle_locked(active)
         if settled and not self._stopping:
-            self._finish(active)
+            self.endings.finish(active)
 
     def _start_well(self, active: ActiveExecution, well: str) -> bool:
-        """Mark the well RUNNING; False when the run ended before it started."""
+        """Mark the well RUNNING and announce it; False when the run ended first.
+
+        WellStarted is stored with the move (every attempt, resumed or not),
+        so a viewer that fetches later still learns the well was running.
+        """
         if active.cancelled or active.failure is not None:
             return False
+        event = draft(WellStarted, active.id, well=well)
         try:
-            self.store.record_well_started(active.id, well)
+            stored = self.store.record_well_started(active.id, well, event)
         except InvalidTransition:  # cancelled between picking and starting
             return False
+        self.endings.publish_opt(stored)
         return True
 
     # -- ending --------------------------------------------------------------------
@@ -388,88 +377,4 @@ class Scheduler:
         for worker in others:
             worker.cancel_current()
         if finish_here and not self._stopping:
-            self._finish(active)
-
-    def _finish(self, active: ActiveExecution) -> None:
-        if active.cancelled:
-            self.publish_opt(self._finished_event(active.id, "cancelled"))
-            return
-        if active.failure is None:
-            try:
-                ResultsStore(active.out).finalize(self.well_results(active.id))
-            except Exception as exc:
-                log.exception("execution %s: finalize failed", active.id)
-                active.failure = describe_fault(exc, "the results tables")
-        if active.failure is not None:
-            self._fail(active)
-            return
-        error = self.after_finalize(active) if self.after_finalize else None
-        try:
-            record = self.store.get_execution(active.id)
-            assert record is not None
-            event = finished_draft(record, "done", error)
-            self.publish_opt(
-                self.store.set_execution_state(
-                    active.id, ExecutionTrigger.FINISH, event=event
-                )
-            )
-        except Exception as exc:
-            log.exception("execution %s: could not store its end", active.id)
-            active.failure = describe_fault(exc, "the job store")
-            self._fail(active)
-            return
-        self._announce(active.id, "done", error)
-
-    def _fail(self, active: ActiveExecution) -> None:
-        cause = active.failure or "failed"
-        log.warning("execution %s failed: %s", active.id, cause)
-        try:
-            self._write_failure(active.id, cause)
-        except Exception as exc:
-            log.warning("execution %s: failure not stored yet: %s", active.id, exc)
-            self._unwritten.add(active.id, active.user, cause)
-
-    def fail_never_started(self, execution_id: str, user: str, cause: str) -> None:
-        """Fail an execution that was stored but never queued (disk full at submit).
-
-        Written now if the store takes it, else retried like any unwritten failure,
-        so it never holds the user's quota.
-        """
-        try:
-            self._write_failure(execution_id, cause)
-        except Exception as exc:
-            log.warning("execution %s: failure not stored yet: %s", execution_id, exc)
-            self._unwritten.add(execution_id, user, cause)
-
-    def _write_failure(self, execution_id: str, cause: str) -> bool:
-        """Store and publish a run's failure; True once nothing is left to do."""
-        try:
-            stored = self.store.fail_execution(
-                execution_id,
-                cause,
-                lambda record: finished_draft(record, "failed", cause),
-            )
-        except InvalidTransition:  # it ended otherwise meanwhile (e.g. cancelled)
-            return True
-        self.publish_opt(stored)
-        self._announce(execution_id, "failed", cause)
-        return True
-
-    def _announce(self, execution_id: str, state: str, error: str | None) -> None:
-        if self.on_finished is not None:
-            try:
-                self.on_finished(execution_id, state, error)
-            except Exception:
-                log.exception("execution %s: on_finished hook failed", execution_id)
-
-    def _finished_event(self, execution_id: str, state: str) -> StoredEvent:
-        record = self.store.get_execution(execution_id)
-        assert record is not None
-        event = finished_draft(record, state)
-        stored = self.store.append_event(execution_id, event.kind, event.payload)
-        self._announce(execution_id, state, None)
-        return stored
-
-    def well_results(self, execution_id: str) -> list[WellResult]:
-        """The finished wells of an execution, rebuilt from the store."""
-        return well_results(self.store, execution_id)
+            self.endings.finish(active)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from openhcs_nb import Pipeline, Step, nuclei_count_pipeline
+from openhcs_nb.client import Connection
 from openhcs_nb.functions import gaussian_blur
 
 SMALL = "small.ome.zarr"
@@ -21,3 +22,12 @@ def slow_pipeline(blurs: int = 20) -> Pipeline:
     )
     first, *rest = nuclei_count_pipeline().steps
     return Pipeline("slow", (first, blur, *rest))
+
+
+def drop_events(conn: Connection, reopen_after: float) -> None:
+    """Close the connection's event socket; reopen it ``reopen_after`` s later.
+
+    Simulates a lost SUB link from the outside, on the connection's I/O thread.
+    """
+    transport = conn._transport
+    transport.call_soon(lambda: transport.drop_events(reopen_after))

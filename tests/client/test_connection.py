@@ -30,8 +30,24 @@ def test_when_no_server_listens_then_connect_fails_with_a_clear_message():
     address = f"tcp://127.0.0.1:{free_port()}"
     with pytest.raises(ServerUnavailable) as info:
         connect(address, timeout=0.5)
-    assert f"no openhcs server answered at {address}" in str(info.value)
-    assert "is it running? is the key right?" in str(info.value)
+    message = str(info.value)
+    assert message.startswith(f"no openhcs server answers at {address}")
+    assert "is it running? (openhcs-server serve" in message
+    assert "\n" not in message
+
+
+def test_when_no_server_listens_then_connect_gives_up_after_connect_timeout():
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerUnavailable) as info:
+        connect(address, connect_timeout=0.3)  # commands would wait 10 s
+    assert "nothing after 0.3 s" in str(info.value)
+
+
+def test_when_no_connect_timeout_is_given_then_connect_gives_up_after_3_s():
+    address = f"tcp://127.0.0.1:{free_port()}"
+    with pytest.raises(ServerUnavailable) as info:
+        connect(address)  # the command timeout stays 10 s
+    assert "nothing after 3 s" in str(info.value)
 
 
 def test_when_the_pinned_key_does_not_match_then_connect_fails_clearly(demo_server):
@@ -104,3 +120,43 @@ def test_when_closed_then_repr_says_so_and_calls_fail(demo_server):
     assert "closed" in connection._repr_html_()
     with pytest.raises(ServerUnavailable):
         connection.plates()
+
+
+def test_when_no_address_is_given_then_connect_reads_openhcs_nb_server(
+    demo_server, monkeypatch
+):
+    monkeypatch.setenv("OPENHCS_NB_SERVER", demo_server.address)
+    monkeypatch.delenv("OPENHCS_NB_SERVER_KEY", raising=False)
+    with connect() as connection:
+        assert connection.address == demo_server.address
+        assert SMALL in connection.plates()
+
+
+def test_when_no_address_and_no_environment_then_connect_says_what_to_set(
+    monkeypatch,
+):
+    monkeypatch.delenv("OPENHCS_NB_SERVER", raising=False)
+    with pytest.raises(ServerUnavailable, match=r"set \$OPENHCS_NB_SERVER"):
+        connect()
+
+
+def test_when_the_address_comes_from_the_environment_then_so_do_the_keys(tmp_path):
+    from openhcs_nb.client._connect import resolve_target
+
+    env = {
+        "OPENHCS_NB_SERVER": "tcp://hub:7710",
+        "OPENHCS_NB_SERVER_KEY": "server.key",
+        "OPENHCS_NB_CLIENT_KEY": str(tmp_path / "alice.key_secret"),
+        "OMERO_SESSION_KEY": "omero-123",
+    }
+    target = resolve_target(None, None, None, None, env)
+    assert target.address == "tcp://hub:7710"
+    assert target.server_key == "server.key"
+    assert target.client_keys == (tmp_path / "alice.key", tmp_path / "alice.key_secret")
+    assert target.omero_session == "omero-123"
+    given = resolve_target("tcp://127.0.0.1:1", None, None, None, env)
+    assert (given.server_key, given.client_keys, given.omero_session) == (
+        None,
+        None,
+        None,
+    )

@@ -233,7 +233,7 @@ def test_when_a_finished_handle_is_dropped_then_its_previews_go_too(demo_server)
             gc.collect()
             time.sleep(0.01)
         assert len(conn.preview_cache) == 0
-        assert execution_id not in conn._executions
+        assert execution_id not in conn._handles
         again = conn.attach(execution_id)  # a new handle fetches everything again
         assert again.wait(60)
         assert sorted(again.wells) == ["A01", "B02"]

@@ -6,7 +6,7 @@ import shutil
 import threading
 
 import pytest
-from client_helpers import SMALL, slow_pipeline
+from client_helpers import SMALL, drop_events, slow_pipeline
 from server_process import ServerProcess
 
 from openhcs_nb.client import (
@@ -36,7 +36,7 @@ def test_when_the_event_socket_drops_mid_run_then_backfill_gives_every_well(conn
     execution = conn.submit(slow_pipeline(10), SMALL)
     seen = watch(execution)
     next(iter(execution))
-    conn._debug_drop_subscription(reopen_after=0.5)
+    drop_events(conn, reopen_after=0.5)
     table = execution.result(timeout=120)
     callbacks_drained(execution)
     assert sorted(table["well"]) == WELLS
@@ -46,7 +46,7 @@ def test_when_the_event_socket_drops_mid_run_then_backfill_gives_every_well(conn
 def test_when_events_stop_for_good_then_polling_still_finishes_the_run(conn):
     execution = conn.submit(slow_pipeline(10), SMALL)
     seen = watch(execution)
-    conn._debug_drop_subscription(reopen_after=3600)
+    drop_events(conn, reopen_after=3600)
     assert execution.wait(120)
     callbacks_drained(execution)
     assert sorted(w.well for w in seen) == WELLS

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import zarr
+from bar_recorder import BarRecorder
 
 from openhcs_nb import nuclei_count_pipeline, open_plate, run_local
 from openhcs_nb.errors import PlateError
@@ -177,3 +178,24 @@ def test_when_run_on_a_dask_cluster_then_results_equal_the_process_pool(
     )
     pd.testing.assert_frame_equal(on_dask.wells, two_worker_results.wells)
     assert len(on_dask.objects) == len(two_worker_results.objects)
+
+
+def test_when_run_with_a_bar_factory_then_the_bar_reaches_the_well_count(
+    small_plate_path, tmp_path
+):
+    recorder = BarRecorder()
+    seen: list[str] = []
+    results = run_local(
+        nuclei_count_pipeline(),
+        small_plate_path,
+        workers=0,
+        out=tmp_path / "r",
+        wells=["A01", "B02", "A03"],
+        on_well=lambda r: seen.append(r.well),
+        progress=recorder,
+    )
+    (bar,) = recorder.bars
+    assert bar.total == 3
+    assert sum(bar.updates) == len(results.wells) == len(seen) == 3
+    assert bar.description == open_plate(small_plate_path).name
+    assert bar.closed

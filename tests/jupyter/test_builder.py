@@ -6,11 +6,16 @@ import threading
 import time
 
 import ipywidgets as widgets
-import numpy as np
 import pytest
+from builder_doubles import PNG, RecordingConnection, controls
 
-from openhcs_nb import Pipeline, PipelineError, Step, nuclei_count_pipeline
-from openhcs_nb.client import PreviewResult, RemoteError
+from openhcs_nb import (
+    Pipeline,
+    PipelineError,
+    Step,
+    nuclei_count_pipeline,
+)
+from openhcs_nb.client import RemoteError
 from openhcs_nb.functions import (
     builtin_catalogue,
     gaussian_blur,
@@ -22,64 +27,8 @@ from openhcs_nb.jupyter.builder import PipelineBuilder
 from openhcs_nb.protocol import (
     FunctionInfo,
     ParamInfo,
-    PlateInfoWire,
     catalogue_to_wire,
 )
-
-SMALL = "small.ome.zarr"
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-class RecordingConnection:
-    """Stands in for a Connection where only the calls matter: it records them."""
-
-    def __init__(self, catalogue=None) -> None:
-        self.catalogue = catalogue or catalogue_to_wire(builtin_catalogue())
-        self.calls: list[dict] = []
-        self.gates: dict[int, threading.Event] = {}
-        self.started: dict[int, threading.Event] = {}
-        self.fail_with: Exception | None = None
-
-    def plate_info(self, plate: str) -> PlateInfoWire:
-        return PlateInfoWire(
-            name=plate,
-            wells=["A01", "A02"],
-            rows=["A"],
-            columns=[1, 2],
-            fields=2,
-            channels=["DAPI", "GFP"],
-        )
-
-    def preview(self, pipeline, plate, well, upto=None, site=0, max_size=512):
-        n = len(self.calls)
-        self.calls.append(
-            {
-                "pipeline": pipeline,
-                "plate": plate,
-                "well": well,
-                "upto": upto,
-                "site": site,
-            }
-        )
-        if n in self.started:
-            self.started[n].set()
-        if n in self.gates:
-            assert self.gates[n].wait(10)
-        if self.fail_with is not None:
-            raise self.fail_with
-        rng = np.random.default_rng(n)
-        steps = tuple(s.name for s in pipeline.steps[:upto])
-        images = {"input/DAPI": rng.integers(0, 999, (16, 16)).astype(np.uint16)}
-        if steps:
-            images[f"{steps[-1]}/DAPI"] = rng.random((16, 16)).astype(np.float32)
-            images["labels/nuclei"] = np.eye(16, dtype=np.int32)
-        return PreviewResult(
-            well=well, site=site, step_names=steps, images=images, objects=n
-        )
-
-
-def controls(editor, call: int = 0, chain: int = 0) -> dict[str, widgets.Widget]:
-    return editor.chains[chain].calls[call].controls
 
 
 def test_when_functions_are_added_then_controls_follow_types_and_ranges():
@@ -145,19 +94,20 @@ def test_when_steps_are_built_then_pipeline_equals_the_hand_built_one():
     builder.name.value = "mine"
     blur = builder.add_step("gaussian_blur")
     controls(blur)["sigma"].value = 1.5
-    builder.add_step("threshold_otsu")
-    labels = builder.add_step("label_objects")
+    labels = builder.add_step("threshold_otsu")
+    labels.chains[0].append(builder.infos["label_objects"])
     labels.chains[0].append(builder.infos["remove_small_objects"], {"min_size": 12})
     expected = Pipeline(
         "mine",
         (
             Step(func=(gaussian_blur, {"sigma": 1.5})),
-            Step(func=threshold_otsu),
             Step(
+                name="threshold_otsu",
                 func=[
+                    threshold_otsu,
                     label_objects,
                     (builtin_catalogue()["remove_small_objects"], {"min_size": 12}),
-                ]
+                ],
             ),
         ),
     )
@@ -193,19 +143,20 @@ def test_when_step_is_per_channel_then_pipeline_has_a_dict_pattern():
     builder = PipelineBuilder()
     step = builder.add_step("gaussian_blur")
     step.per_channel.value = True
-    step.chains[0].key_text.value = "DAPI"
+    step.chains[0].channel.value = 2
     other = step._add_chain()
-    other.key_text.value = "1"
+    assert other.key() == 0  # the first channel no chain uses yet
     other.append(builder.infos["subtract_background"], {"radius": 20})
     expected = Step(
         name="gaussian_blur",
-        func={"DAPI": gaussian_blur, 1: (subtract_background, {"radius": 20})},
+        func={2: gaussian_blur, 0: (subtract_background, {"radius": 20})},
         group_by="channel",
     )
     assert builder.pipeline.steps == (expected,)
-    other.key_text.value = "DAPI"
-    assert "channel &#x27;DAPI&#x27; has two chains" in builder.error.value
-    with pytest.raises(PipelineError, match="has two chains"):
+    other.channel.value = 2
+    assert "two chains use channel channel 2" in builder.error.value
+    assert "Channel dropdown" in builder.error.value
+    with pytest.raises(PipelineError, match="two chains use channel"):
         _ = builder.pipeline
 
 
@@ -311,47 +262,3 @@ def test_when_live_preview_is_off_then_only_the_button_previews():
     builder.preview.refresh_button.click()
     assert builder.wait_preview(30)
     assert len(conn.calls) == 1
-
-
-class RecordingShell:
-    def __init__(self) -> None:
-        self.inputs: list[str] = []
-
-    def set_next_input(self, text: str, replace: bool = False) -> None:
-        self.inputs.append(text)
-
-
-def test_when_to_code_is_clicked_then_the_code_goes_to_the_next_cell():
-    builder = PipelineBuilder(pipeline=nuclei_count_pipeline())
-    shell = RecordingShell()
-    code = builder.to_code_cell(shell)
-    assert shell.inputs == [nuclei_count_pipeline().to_code()]
-    assert code == shell.inputs[0]
-
-
-def test_when_to_code_is_clicked_outside_ipython_then_the_widget_says_so():
-    builder = PipelineBuilder(pipeline=nuclei_count_pipeline())
-    builder.code_button.click()
-    assert "not running in IPython" in builder.error.value
-
-
-def test_when_previewing_on_a_real_server_then_images_and_objects_come_back(conn):
-    builder = PipelineBuilder(
-        connection=conn,
-        plate=SMALL,
-        pipeline=nuclei_count_pipeline(),
-        debounce=0.05,
-        preview_size=64,
-    )
-    assert builder.functions == conn.catalogue
-    assert builder.preview.well.value == "A01"
-    assert builder.wait_preview(60)
-    result = builder.preview.last_result
-    assert result is not None, builder.preview.status.value
-    assert result.step_names == ("nuclei", "measure")
-    assert result.objects > 0
-    assert bytes(builder.preview.before.value).startswith(PNG)
-    assert bytes(builder.preview.after.value).startswith(PNG)
-    builder.select_step(builder.steps[0])
-    assert builder.wait_preview(60)
-    assert builder.preview.last_result.step_names == ("nuclei",)

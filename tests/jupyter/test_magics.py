@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import sys
+
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from openhcs_nb import Execution, Pipeline, nuclei_count_pipeline, run_local
+from openhcs_nb import (
+    Execution,
+    Pipeline,
+    default_pipeline,
+    nuclei_count_pipeline,
+    run_local,
+)
+from openhcs_nb.jupyter._magic_args import measures, strip_comment
 
 SMALL = "small.ome.zarr"
 
@@ -137,7 +146,9 @@ def test_when_wells_range_given_then_only_those_run(connected):
             f"%openhcs_run plate={SMALL} pipeline=missing",
             "no pipeline called 'missing'",
         ),
-        (f"%openhcs_run plate={SMALL} wells=Z01:Z02", "selects no well"),
+        (f"%openhcs_run plate={SMALL} wells=Z01:Z02", "rows A-B, columns 1-3"),
+        (f"%openhcs_run plate={SMALL} wells=A01:Z99", "outside the plate"),
+        (f"%openhcs_run plate={SMALL} wells=A01,C07", "rows A-B, columns 1-3"),
         (f"%openhcs_preview plate={SMALL}", "which well"),
         ("%openhcs_attach ex-000000000000", "no execution"),
     ],
@@ -148,10 +159,13 @@ def test_when_run_options_are_wrong_then_one_line_error(
     assert expected in usage_error(connected, line, capsys)
 
 
-def test_when_preview_then_before_and_after_images_are_shown(connected):
-    result = connected.run_line_magic(
-        "openhcs_preview", f"plate={SMALL} well=B03 upto=1 pipeline=nuclei"
+def test_when_preview_then_images_are_shown_and_no_repr_echoes(connected):
+    cell = connected.run_cell(
+        f"%openhcs_preview plate={SMALL} well=B03 upto=1 pipeline=nuclei"
     )
+    assert cell.success, cell.error_in_exec
+    assert cell.result is None  # nothing for the displayhook to echo
+    result = connected.user_ns["_openhcs_preview"]
     assert result.well == "B03"
     assert {"input/DAPI", "labels/nuclei"} <= set(result.images)
 
@@ -168,3 +182,106 @@ def test_when_status_cancel_attach_then_they_act_on_the_server(connected, capsys
     assert again.id == run.id
     assert again.wait(60)
     assert again.state == run.state
+
+
+def test_when_plate_is_unknown_then_the_message_says_so_once(connected, capsys):
+    message = usage_error(connected, "%openhcs_run plate=x viewer=none", capsys)
+    assert message.count("unknown plate") == 1, message
+    assert "'x'" in message
+
+
+def test_when_magics_end_in_a_comment_then_it_is_ignored(connected, demo_server):
+    connected.run_cell_magic(
+        "openhcs_pipeline", "nuclei", nuclei_count_pipeline().to_code()
+    )
+    conn = connected.run_line_magic(
+        "openhcs_connect", f"{demo_server.address}   # the test server"
+    )
+    assert conn.address == demo_server.address
+    cell = connected.run_cell(
+        f"%openhcs_run plate={SMALL} pipeline=nuclei viewer=none wells=A01 "
+        "--out commented  # one well, as a user writes it"
+    )
+    assert cell.success, cell.error_in_exec
+    assert list(connected.user_ns["commented"].result(timeout=120).well) == ["A01"]
+
+
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("plate=demo  # all wells", "plate=demo"),
+        ("# only a comment", ""),
+        ("label='a # b'  # c", "label='a # b'"),
+        ('label="x #1" well=B03', 'label="x #1" well=B03'),
+        ("colour=a#b", "colour=a#b"),
+        (r"name=\#1 x=1", r"name=\#1 x=1"),
+    ],
+)
+def test_when_a_line_has_a_hash_then_only_a_comment_is_stripped(line, kept):
+    assert strip_comment(line) == kept
+
+
+def test_when_pipeline_measures_nothing_then_run_warns_in_one_line(connected, capsys):
+    connected.user_ns.pop("blurred", None)
+    connected.run_line_magic("openhcs_step", "blurred gaussian_blur sigma=1")
+    capsys.readouterr()
+    connected.run_line_magic(
+        "openhcs_run", f"plate={SMALL} pipeline=blurred viewer=none wells=A01 --out b"
+    )
+    warned = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert len(warned) == 1 and "measures nothing" in warned[0], warned
+    assert "measure_objects" in warned[0]
+    table = connected.user_ns["b"].result(timeout=120)
+    assert "count" not in table.columns  # what the warning is about
+    connected.run_line_magic(
+        "openhcs_run", f"plate={SMALL} pipeline=nuclei viewer=none wells=A01 --out m"
+    )
+    assert "measures nothing" not in capsys.readouterr().err
+    assert "count" in connected.user_ns["m"].result(timeout=120).columns
+
+
+def test_when_no_pipeline_is_named_then_the_default_cells_pipeline_runs(shell):
+    magics = shell.magics_manager.registry["OpenHCSMagics"]
+    saved, magics.pipeline_name = magics.pipeline_name, None
+    try:
+        chosen = magics._pipeline(None)
+    finally:
+        magics.pipeline_name = saved
+    assert chosen == default_pipeline()
+    assert chosen != nuclei_count_pipeline()
+    assert measures(chosen)
+
+
+@pytest.fixture
+def headless(monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's check")
+def test_when_napari_has_no_display_then_nothing_is_submitted(
+    connected, capsys, headless
+):
+    conn = connected.magics_manager.registry["OpenHCSMagics"].connection
+    before = len(conn.executions())
+    connected.user_ns.pop("napari_run", None)
+    message = usage_error(
+        connected,
+        f"%openhcs_run plate={SMALL} pipeline=nuclei viewer=napari --out napari_run",
+        capsys,
+    )
+    assert "display" in message and 'viewer="inline"' in message
+    assert "\n" not in message
+    assert "napari_run" not in connected.user_ns
+    assert len(conn.executions()) == before
+
+
+def test_when_napari_is_not_installed_then_the_error_names_the_extra(
+    connected, capsys, monkeypatch
+):
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setitem(sys.modules, "napari", None)
+    message = usage_error(
+        connected, f"%openhcs_run plate={SMALL} pipeline=nuclei viewer=napari", capsys
+    )
+    assert "openhcs-nb[napari]" in message

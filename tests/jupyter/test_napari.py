@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
@@ -9,7 +10,12 @@ import numpy as np
 import pytest
 
 from openhcs_nb.errors import OptionalDependencyError
-from openhcs_nb.jupyter.napari_view import NoDisplayError, row_index, show_napari
+from openhcs_nb.jupyter.napari_view import (
+    NoDisplayError,
+    check_napari,
+    row_index,
+    show_napari,
+)
 
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="the display check is Linux's"
@@ -51,6 +57,30 @@ def test_when_no_display_then_the_error_points_to_the_inline_viewer(
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     with pytest.raises(NoDisplayError, match='viewer="inline"'):
         show_napari(scripted())
+
+
+@pytest.fixture
+def no_display(monkeypatch):
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+@linux_only
+def test_when_no_display_then_check_napari_refuses_before_importing_it(no_display):
+    no_display.setitem(sys.modules, "napari", None)  # importing would fail loudly
+    with pytest.raises(NoDisplayError, match="DISPLAY"):
+        check_napari()
+
+
+@linux_only
+def test_when_qt_draws_offscreen_then_no_display_is_needed(no_display):
+    no_display.setenv("QT_QPA_PLATFORM", "offscreen")
+    if importlib.util.find_spec("napari") is not None:
+        check_napari()
+    no_display.setitem(sys.modules, "napari", None)
+    with pytest.raises(OptionalDependencyError, match=r"openhcs-nb\[napari\]"):
+        check_napari()
 
 
 @linux_only

@@ -23,7 +23,7 @@ from openhcs_nb.jupyter._images import (
     pack_planes,
     unpack_planes,
 )
-from openhcs_nb.jupyter.viewer import STATIC
+from openhcs_nb.jupyter.viewer import STATIC, build_esm
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium")
@@ -120,8 +120,9 @@ def page(tmp_path: Path):
         pytest.skip("chromium is not installed (apt-get install chromium)")
     playwright = pytest.importorskip("playwright.sync_api")
     state, data = scene()
-    for name in ("plate_viewer.js", "plate_viewer.css"):
-        shutil.copy(STATIC / name, tmp_path / name)
+    # The page imports the same one module anywidget gets.
+    (tmp_path / "plate_viewer.js").write_text(build_esm())
+    shutil.copy(STATIC / "plate_viewer.css", tmp_path / "plate_viewer.css")
     (tmp_path / "index.html").write_text(PAGE)
     (tmp_path / "spec.json").write_text(json.dumps(state))
     (tmp_path / "data.bin").write_bytes(data)
@@ -146,7 +147,7 @@ def page(tmp_path: Path):
 def canvas_rgb(tab, root: str) -> np.ndarray:
     pixels = tab.evaluate(
         """(root) => {
-          const c = document.querySelector(`${root} canvas`);
+          const c = document.querySelector(`${root} canvas.ohnb-base`);
           return [c.width, c.height,
                   Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data)];
         }""",
@@ -198,4 +199,58 @@ def test_when_widget_adapter_renders_then_changes_are_saved_and_cleanup_removes_
     assert tab.evaluate("window.model.saved") == 1
     tab.evaluate("window.cleanup()")
     assert tab.locator("#widget .ohnb-root").count() == 0
+    assert errors == []
+
+
+def test_when_wells_run_or_are_cancelled_then_colours_titles_and_legend_say_so(page):
+    tab, state, data, errors = page
+    tab.evaluate(
+        """() => window.source.update({status: {A01: "done", A02: "running",
+                 A03: "cancelled", B01: "cancelled", B02: "queued"}})"""
+    )
+    cells = tab.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('#core .ohnb-cell')]
+              .map((c) => [c.dataset.well, [getComputedStyle(c).backgroundColor,
+                                            c.title]]))"""
+    )
+    colors = {well: color for well, (color, _) in cells.items()}
+    assert colors["A02"] == "rgb(242, 193, 78)"  # running
+    assert colors["A03"] == colors["B01"] == "rgb(125, 107, 145)"  # cancelled
+    assert len({colors["A01"], colors["A02"], colors["A03"], colors["B02"]}) == 4
+    assert cells["A03"][1].startswith("A03: cancelled")
+    legend = tab.inner_text("#core .ohnb-legend")
+    assert "running 1" in legend
+    assert "cancelled 2" in legend
+    assert "queued 1" in legend
+    assert errors == []
+
+
+def test_when_the_host_theme_is_dark_then_text_and_background_follow_it(page):
+    tab, state, data, errors = page
+    tab.evaluate(
+        """() => { const s = document.body.style;
+                   s.setProperty('--jp-ui-font-color1', 'rgb(230, 230, 230)');
+                   s.setProperty('--jp-ui-font-color2', 'rgb(190, 190, 190)');
+                   s.setProperty('--jp-layout-color1', 'rgb(17, 17, 17)'); }"""
+    )
+    look = tab.evaluate(
+        """() => { const root = document.querySelector('#core .ohnb-root');
+                   const head = root.querySelector('.ohnb-head');
+                   return [getComputedStyle(root).color,
+                           getComputedStyle(root).backgroundColor,
+                           getComputedStyle(head).color]; }"""
+    )
+    assert look == ["rgb(230, 230, 230)", "rgb(17, 17, 17)", "rgb(190, 190, 190)"]
+    assert errors == []
+
+
+def test_when_a_contrast_slider_moves_then_its_numbers_follow(page):
+    tab, state, data, errors = page
+    limits = tab.locator("#core .ohnb-limits")
+    assert limits.all_inner_texts() == ["50\u20131800", "0\u2013200"]
+    tab.evaluate(
+        """() => { const s = document.querySelector('#core .ohnb-slider');
+                   s.value = '400'; s.dispatchEvent(new Event('input')); }"""
+    )
+    assert limits.first.inner_text() == "400\u20131800"
     assert errors == []

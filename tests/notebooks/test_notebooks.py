@@ -70,7 +70,7 @@ def check_quickstart(nb) -> None:
     cells = cells_by_id(nb)
     assert "24 wells" in text_of(cells["plates"])
     assert "gaussian_blur" in text_of(cells["catalogue"])
-    assert "PreviewResult B03" in text_of(cells["preview"])
+    assert "PreviewResult" not in text_of(cells["preview"])  # no echoed repr
     assert widgets_of(cells["preview"]) == 1
     assert f"running {CI_WELL_COUNT} of 24 wells" in text_of(cells["wells"])
     assert widgets_of(cells["run"]) == 2  # the run panel and the plate viewer
@@ -95,7 +95,8 @@ def check_quickstart(nb) -> None:
 def check_cell_by_cell(nb) -> None:
     cells = cells_by_id(nb)
     assert "name='cells'" in text_of(cells["step-measure"])
-    assert "PreviewResult B03" in text_of(cells["preview"])
+    assert "PreviewResult" not in text_of(cells["preview"])  # no echoed repr
+    assert widgets_of(cells["preview"]) == 1
     assert "name='unsplit'" in text_of(cells["pipeline-cell"])
     assert widgets_of(cells["run-quiet"]) == 1  # viewer=none: the run panel only
     assert widgets_of(cells["run-live"]) == 2  # viewer=inline: panel and viewer

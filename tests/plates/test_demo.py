@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
 
 import numpy as np
 import pytest
+from bar_recorder import BarRecorder
 
+from openhcs_nb import _progress
+from openhcs_nb.plates import demo as demo_module
 from openhcs_nb.plates import open_plate
 from openhcs_nb.plates.demo import (
     DEMO_SPEC,
@@ -108,3 +112,36 @@ def test_when_demo_plate_opened_then_it_matches_its_spec_and_truth(tmp_path):
     assert truth.count("D06") == 4 * 900
     assert plate.read_image("C04", 3, 1).shape == (1024, 1024)
     assert np.asarray(plate.read_image("A01", 0, 0)).max() > 1000
+
+
+SIX = SyntheticPlateSpec(rows=2, columns=3, shape=(32, 32), min_nuclei=1, max_nuclei=2)
+
+
+def test_when_demo_plate_is_generated_then_each_well_is_reported_once(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(demo_module, "DEMO_SPEC", SIX)
+    recorder = BarRecorder()
+    demo_plate(tmp_path, progress=recorder)
+    (bar,) = recorder.bars
+    assert bar.total == 6
+    assert bar.updates == [1] * 6
+    assert bar.closed
+    assert bar.description == (
+        f"generating the demo plate (6 wells, ~{demo_module.DEMO_MB} MB) in {tmp_path}"
+    )
+    demo_plate(tmp_path, progress=recorder)  # cached: nothing to report
+    assert len(recorder.bars) == 1
+
+
+def test_when_generation_is_unwatched_then_it_logs_every_well(
+    tmp_path, monkeypatch, caplog
+):
+    monkeypatch.setattr(_progress, "watched", lambda: False)
+    caplog.set_level(logging.INFO, logger="openhcs_nb")
+    ensure_plate(SIX, tmp_path / "six.ome.zarr")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [
+        f"generating 'synthetic' (6 wells) in {tmp_path}: {n}/6 wells"
+        for n in range(1, 7)
+    ]

@@ -200,3 +200,10 @@ def test_when_format_is_unknown_then_value_error(tmp_path):
         generate_plate(SPEC, tmp_path / "p", format="tiff-stack")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="ome_zarr_version"):
         generate_plate(SPEC, tmp_path / "q", ome_zarr_version="0.3")  # type: ignore[arg-type]
+
+
+def test_when_generated_then_each_well_is_announced_once(tmp_path):
+    announced: list[str] = []
+    generate_plate(SPEC, tmp_path / "p.zarr", workers=2, on_well=announced.append)
+    assert sorted(announced) == sorted(SPEC.wells)
+    assert len(announced) == len(SPEC.wells)

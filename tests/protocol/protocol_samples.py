@@ -44,6 +44,7 @@ from openhcs_nb.protocol import (
     WellStarted,
     pack_arrays,
 )
+from openhcs_nb.protocol.messages import Pyramid, PyramidReply, Tile, TileReply
 
 Sample = tuple[Any, list[Any], dict[str, np.ndarray]]
 
@@ -106,6 +107,12 @@ def client_samples() -> list[Sample]:
             Fetch(
                 rid=9, execution_id="ex-1", since_seq=3, limit=10, full_resolution=True
             ),
+            [],
+            {},
+        ),
+        (Pyramid(rid=11, well="B03", site=1, execution_id="ex-1"), [], {}),
+        (
+            Tile(rid=12, well="B03", name="image/DAPI", level=1, ty=2, plate="demo"),
             [],
             {},
         ),
@@ -253,6 +260,12 @@ def server_samples() -> list[Sample]:
             fetch_arrays,
         ),
         (
+            PyramidReply(rid=11, levels={"image/DAPI": [[512, 512], [256, 256]]}),
+            [],
+            {},
+        ),
+        _tile_reply_sample(),
+        (
             ErrorReply(
                 rid=10,
                 code="bad_pipeline_code",
@@ -263,6 +276,16 @@ def server_samples() -> list[Sample]:
             {},
         ),
     ]
+
+
+def _tile_reply_sample() -> tuple[Any, list[Any], dict[str, np.ndarray]]:
+    tile = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    packer = ArrayPacker()
+    return (
+        TileReply(rid=12, images=[packer.add("tile", tile)]),
+        packer.buffers,
+        {"tile": tile},
+    )
 
 
 def union_members(union: Any) -> set[type]:

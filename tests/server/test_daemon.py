@@ -15,6 +15,7 @@ from openhcs_nb.protocol import (
     Cancel,
     CancelReply,
     ErrorReply,
+    Fetch,
     Finished,
     Hello,
     HelloReply,
@@ -128,6 +129,16 @@ def test_when_well_done_then_previews_travel_as_raw_arrays(client):
     assert arrays["labels/nuclei"].shape == (256, 256)
     assert arrays["image/DAPI"].shape == (256, 256)
     assert 0 < len(set(arrays["labels/nuclei"].ravel())) - 1 <= event.summary["count"]
+
+
+def test_when_full_resolution_is_paged_then_each_page_carries_four_wells(client):
+    # Small events (WellStarted, Progress) must not crowd images out of a page.
+    sub = submit(client, nuclei_count_pipeline(), wells=["A01", "A02", "B01", "B02"])
+    wait_finished(client, sub.execution_id)
+    msg = Fetch(rid=client.rid(), execution_id=sub.execution_id, full_resolution=True)
+    reply, _ = client.call(msg)
+    done = [e.well for e in reply.events if isinstance(e, WellDone)]
+    assert sorted(done) == ["A01", "A02", "B01", "B02"], reply.events
 
 
 def test_when_preview_asked_then_input_and_step_images_come_back(client):

@@ -20,6 +20,7 @@ from openhcs_nb.protocol import (
     Status,
     Submit,
     WellDone,
+    WellStarted,
     encode,
 )
 
@@ -48,6 +49,9 @@ def test_when_killed_mid_run_then_restart_keeps_finished_wells_and_completes(
         assert seqs == list(range(1, len(seqs) + 1))
         wells = [e.well for e, _, _ in events if isinstance(e, WellDone)]
         assert sorted(wells) == sorted(sub.wells), "every well exactly once"
+        for well in wells:  # resumed wells are announced again when retaken
+            kinds = [type(e) for e, _, _ in events if getattr(e, "well", "") == well]
+            assert kinds[-2:] == [WellStarted, WellDone], (well, kinds)
         finished = [e for e, _, _ in events if isinstance(e, Finished)]
         assert finished[-1].done == len(sub.wells)
     finally:

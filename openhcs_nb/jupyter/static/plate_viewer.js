@@ -1,6 +1,7 @@
 // openhcs-nb plate viewer: a plate map coloured by status or a measurement,
 // and a well view with channel colours, contrast and label outlines.
-// Plain ES module, no build step, no network.
+// Plain ES module, no build step, no network. The zoomable well canvas is in
+// well_view.js; viewer.py joins the two files into anywidget's one module.
 //
 // Two layers:
 //  (a) createPlateViewer(el, source): the rendering core. It knows nothing
@@ -19,7 +20,7 @@
 // State keys:
 //   plate_name: string; rows: string[]; columns: number[]; wells: string[]
 //   fields: number                     fields (sites) per well
-//   status: {well: "queued"|"running"|"done"|"failed"}
+//   status: {well: "queued"|"running"|"done"|"failed"|"cancelled"}
 //   errors: {well: string}             why a well failed (tooltips)
 //   values: {well: {measurement: number|null}}
 //   measurement: "status" | a measurement name; measurements: string[]
@@ -27,21 +28,31 @@
 //   message: string                    about the well view (e.g. a fetch error)
 //   run_state: string                  the execution's state ("running", "done"...)
 //   channels: [{name, color: "#rrggbb", visible, min, max}]
-//   image_meta: {well, field, height, width,
+//   image_meta: {well, field, serial, height, width,
 //                planes: [{name, kind: "image"|"labels",
 //                          dtype: "uint8"|"uint16"|"uint32", offset, vmax}]}
 //   image_data: DataView | ArrayBuffer | typed array holding those planes,
 //               little-endian, each starting at its byte offset
+//   pixel_size: number                 µm per full-resolution pixel (0: unknown)
 // The user sets: selected_well, field, measurement, channels, show_labels.
+// Optional source.send / source.onMessage carry tile requests (well_view.js).
+
+import { createWellView } from "./well_view.js";
+
+const VIEW_HELP =
+  "wheel: zoom about the cursor; drag: pan; double-click or +: zoom in; " +
+  "-: zoom out; 0 or Home: fit. Past the preview's resolution, sharp tiles load.";
 
 const STATUS_COLORS = {
   queued: "#c8c8c8",
   running: "#f2c14e",
   done: "#3aa76d",
   failed: "#d64545",
+  cancelled: "#7d6b91",
 };
-const EMPTY_COLOR = "#f4f4f4";
-const NO_VALUE_COLOR = "#dddddd";
+// Theme-aware fills (JupyterLab, then VS Code, then plain light defaults).
+const EMPTY_COLOR = "var(--jp-layout-color2, var(--vscode-editorWidget-background, #f4f4f4))";
+const NO_VALUE_COLOR = "var(--jp-layout-color3, var(--vscode-input-background, #dddddd))";
 const LABEL_COLORS = ["#ffff00", "#ff8000", "#00ffff"];
 const VIRIDIS = [
   [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
@@ -225,21 +236,40 @@ export function createPlateViewer(el, source) {
   labelsBox.type = "checkbox";
   labelsToggle.append(labelsBox, document.createTextNode(" labels"));
   wellBar.append(wellTitle, fieldPicker, labelsToggle);
-  const canvas = h("canvas", "ohnb-canvas");
+  // The composite at the preview's own size (what composite_rgb gives), kept
+  // off screen; the zoomable view draws it scaled, then any tiles on top.
+  const canvas = h("canvas", "ohnb-base");
   canvas.width = 1;
   canvas.height = 1;
+  const viewBox = h("div", "ohnb-view");
+  const scaleBar = h("div", "ohnb-scalebar");
+  const readout = h("div", "ohnb-readout");
   const channelBox = h("div", "ohnb-channels");
   const message = h("div", "ohnb-message");
-  wellPane.append(wellBar, canvas, channelBox, message);
+  wellPane.append(wellBar, viewBox, readout, channelBox, message);
   root.append(platePane, wellPane);
   el.appendChild(root);
 
   let cells = new Map();
   let gridKey = "";
   let decoded = null;
+  let decodedFrom = null; // the [image_data, image_meta] objects decoded
   let localChannels = null; // channel edits not yet sent (slider drags)
 
   const channels = () => localChannels || get("channels", []);
+  const view = createWellView(viewBox, source, {
+    compose: (p, w, hh) => composeRGBA(p, w, hh, channels(), get("show_labels", true)),
+    decode: decodePlanes,
+    visible: (name) => channels().some((c) => c.name === name && c.visible),
+    pixelSize: () => Number(get("pixel_size", 0)) || 0,
+    readout: (text) => { readout.textContent = text; },
+    scaleBar(text, px) {
+      scaleBar.textContent = text;
+      scaleBar.style.width = `${Math.max(1, Math.round(px))}px`;
+    },
+  });
+  view.canvas.title = VIEW_HELP;
+  viewBox.append(scaleBar);
 
   function buildGrid() {
     const rows = get("rows", []);
@@ -356,11 +386,17 @@ export function createPlateViewer(el, source) {
     message.textContent = get("message", "");
   }
 
+  // Decoded planes of the current image_data and image_meta. The cache is
+  // checked against the objects themselves, not only cleared by change
+  // events: whichever key's event comes first (channels, meta or data), a
+  // draw never uses the planes of an earlier image.
   function planes() {
-    if (decoded) return decoded;
+    const data = source.get("image_data");
     const meta = get("image_meta", {});
+    if (decoded && decodedFrom[0] === data && decodedFrom[1] === meta) return decoded;
+    decodedFrom = [data, meta];
     try {
-      decoded = decodePlanes(source.get("image_data"), meta);
+      decoded = decodePlanes(data, meta);
     } catch (err) {
       decoded = [];
       message.textContent = String(err);
@@ -375,14 +411,16 @@ export function createPlateViewer(el, source) {
     if (!width || !height) {
       canvas.width = 1;
       canvas.height = 1;
-      canvas.classList.add("ohnb-empty");
+      view.canvas.classList.add("ohnb-empty");
+      view.show([], 0, 0, meta.well, meta.field);
       return;
     }
-    canvas.classList.remove("ohnb-empty");
+    view.canvas.classList.remove("ohnb-empty");
     const pixels = composeRGBA(planes(), width, height, channels(), get("show_labels", true));
     canvas.width = width;
     canvas.height = height;
     canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
+    view.show(planes(), width, height, meta.well, meta.field);
   }
 
   function editChannel(index, change, commit) {
@@ -413,6 +451,13 @@ export function createPlateViewer(el, source) {
       color.value = c.color;
       color.addEventListener("input", () => editChannel(index, { color: color.value }, false));
       color.addEventListener("change", () => editChannel(index, { color: color.value }, true));
+      // The contrast window in numbers, kept in step while a slider moves.
+      const limits = h("span", "ohnb-limits", `${c.min}–${c.max}`);
+      limits.title = `${c.name} contrast limits`;
+      const showLimits = () => {
+        const now = channels()[index];
+        limits.textContent = `${now.min}–${now.max}`;
+      };
       const sliders = ["min", "max"].map((key) => {
         const s = h("input", "ohnb-slider");
         s.type = "range";
@@ -421,11 +466,14 @@ export function createPlateViewer(el, source) {
         s.step = "1";
         s.value = String(c[key]);
         s.title = `${c.name} contrast ${key}`;
-        s.addEventListener("input", () => editChannel(index, { [key]: Number(s.value) }, false));
+        s.addEventListener("input", () => {
+          editChannel(index, { [key]: Number(s.value) }, false);
+          showLimits();
+        });
         s.addEventListener("change", () => editChannel(index, { [key]: Number(s.value) }, true));
         return s;
       });
-      row.append(visible, h("span", "ohnb-name", c.name), color, ...sliders);
+      row.append(visible, h("span", "ohnb-name", c.name), color, ...sliders, limits);
       channelBox.append(row);
     });
   }
@@ -451,9 +499,11 @@ export function createPlateViewer(el, source) {
     localChannels = null;
     renderChannels();
     draw();
+    view.recompose();
   });
   listen(["show_labels"], () => {
     draw();
+    view.recompose();
     renderWellBar();
   });
   listen(["selected_well", "field", "fields", "message"], renderWellBar);
@@ -467,14 +517,17 @@ export function createPlateViewer(el, source) {
   redraw();
   return {
     redraw,
+    view: () => view.view(),
     destroy() {
       for (const off of offs) off();
+      view.destroy();
       root.remove();
     },
   };
 }
 
-function modelSource(model) {
+/** A source over an anywidget model (state keys, plus custom messages for tiles). */
+export function modelSource(model) {
   return {
     get: (key) => model.get(key),
     set(key, value) {
@@ -485,6 +538,12 @@ function modelSource(model) {
       const event = `change:${key}`;
       model.on(event, cb);
       return () => model.off(event, cb);
+    },
+    send: (content) => model.send(content),
+    onMessage(cb) {
+      const handler = (content, buffers) => cb(content, buffers);
+      model.on("msg:custom", handler);
+      return () => model.off("msg:custom", handler);
     },
   };
 }
