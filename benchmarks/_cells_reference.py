@@ -37,7 +37,7 @@ def sk_primary(plane: np.ndarray) -> np.ndarray:
     from skimage import feature, filters, measure, morphology, segmentation
 
     smooth = filters.gaussian(plane, sigma=SMOOTHING, preserve_range=True)
-    mask = ndi.binary_fill_holes(smooth > filters.threshold_otsu(smooth))
+    mask = smooth > filters.threshold_otsu(smooth)
     dist = ndi.gaussian_filter(
         ndi.distance_transform_edt(mask), DECLUMP_SIGMA, mode="constant"
     )
@@ -48,6 +48,9 @@ def sk_primary(plane: np.ndarray) -> np.ndarray:
     markers = np.zeros(mask.shape, dtype=np.int32)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
     split = segmentation.watershed(-dist, markers, mask=mask, connectivity=2)
+    for region in measure.regionprops(split):  # holes filled per object, after
+        piece = split[region.slice]
+        piece[ndi.binary_fill_holes(region.image) & (piece == 0)] = region.label
     split = morphology.remove_small_objects(split, max_size=MIN_SIZE - 1)
     area = np.bincount(split.ravel())
     split[area[split] > MAX_SIZE] = 0

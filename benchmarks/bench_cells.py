@@ -6,9 +6,10 @@ A realistic demo-style field (second well of a 1 x 2 plate: clumped, textured
 nuclei, debris, saturation, uneven light, shot noise) and its truth masks go
 through the default pipeline's object steps, with its parameters, twice:
 
-- primary: ``identify_primary`` vs gaussian, threshold_otsu,
-  binary_fill_holes, EDT (smoothed, as ours), peak_local_max(labels=),
-  watershed(-distance), remove_small_objects and the same largest-size cut.
+- primary: ``identify_primary`` (declump by shape) vs gaussian,
+  threshold_otsu, EDT (smoothed, as ours), peak_local_max(labels=),
+  watershed(-distance), binary_fill_holes per object, remove_small_objects
+  and the same largest-size cut.
 - secondary: ``identify_secondary("propagation")`` is a watershed on a blended
   cost (scaled Sobel + lambda x distance to the seeds), an approximation of
   CellProfiler's propagation; skimage runs that same blended watershed, never

@@ -30,6 +30,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from openhcs_nb.client import _tiles
 from openhcs_nb.client._commands import (
     PipelineLike,
     client_name,
@@ -364,6 +365,9 @@ class Connection:
             site=site,
         )
         return self._call(message, timeout=timeout, then=images_of_event(seq))
+
+    pyramid = _tiles.plate_pyramid
+    tile = _tiles.plate_tile
 
     # --- display --------------------------------------------------------------
 

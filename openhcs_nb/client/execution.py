@@ -37,6 +37,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+from openhcs_nb.client import _tiles
 from openhcs_nb.client._execution_feed import (
     DoneCallback,
     ExecutionFeed,
@@ -219,6 +220,9 @@ class Execution(ExecutionFeed):
                 raise KeyError(f"execution {self.id} has no result for well {well!r}")
             seq = self._run.by_well[well].seq
         return self._connection._fetch_images(self.id, seq, timeout, site=site)
+
+    pyramid = _tiles.execution_pyramid
+    tile = _tiles.execution_tile
 
     # --- future-like ----------------------------------------------------------
 

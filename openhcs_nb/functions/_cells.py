@@ -2,16 +2,18 @@
 
 The CellProfiler trio, one catalogue function each:
 
-- ``identify_primary``: smooth, threshold, fill holes, split clumps by
-  shape or intensity (seeded watershed, linear memory), drop objects by size
-  and, optionally, those touching the border.
+- ``identify_primary``: smooth, threshold, split clumps by shape, shape
+  plus a blob response, or intensity (seeded watershed, linear memory), fill
+  each object's holes, drop objects by size and, optionally, those touching
+  the border.
 - ``identify_secondary``: grow cells from an earlier labels set (the
   ``seeds``, usually nuclei) over a cytoplasm or membrane channel, with a
   distance limit. Cell ids equal their nucleus's id.
 - ``identify_tertiary``: the cell minus its nucleus (cytoplasm), same id.
 
 ``filter_objects`` drops objects by a shape measurement or by touching the
-border. The algorithms live in ``_declump``, ``_secondary`` and ``_relate``.
+border. The algorithms live in ``_declump``, ``_markers``, ``_secondary``
+and ``_relate``.
 """
 
 from __future__ import annotations
@@ -238,11 +240,12 @@ def _filter_objects(
 
 identify_primary = Function(
     name="identify_primary",
-    version="1",
+    version="2",  # 2: holes filled per object after splitting; "blob" markers
     impl=_identify_primary,
     help=(
-        "Find nuclei: smooth, threshold, fill holes, split touching nuclei "
-        "(seeded watershed by shape or intensity) and filter by size."
+        "Find nuclei: smooth, threshold, split touching nuclei (seeded "
+        "watershed by shape, shape + blob response, or intensity), fill holes "
+        "and filter by size."
     ),
     category="segmentation",
     input="image",

@@ -15,8 +15,8 @@ median no longer matters. The response is scale-normalised (``sigma**2``,
 so a disc gives the same height at any size) and weighted by
 :data:`BLOB_WEIGHT` times ``sigma``, putting it on the distance's pixel
 scale. On the demo plate (one well per column, 4 fields) this took the
-confluent column from 0.79 (distance alone, same mask and flood) to 0.80
-and the six-column mean from 0.912 to 0.923 (``docs/analysis.md``).
+confluent column from 0.77 (distance alone, same mask and flood) to 0.79
+and the six-column mean from 0.909 to 0.920 (``docs/analysis.md``).
 
 Memory: three float32 planes (the normalised image, the response and the
 distance), 12 bytes per plane pixel.
@@ -28,8 +28,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 #: Weight of the blob response against the distance transform, per pixel
-#: of ``sigma`` (measured: 1.4-2.9 score the same on the demo plate, 5.7
-#: over-splits sparse fields).
+#: of ``sigma`` (measured on the demo plate: 0.7-2.9 score within 0.004,
+#: 5.7 over-splits sparse fields).
 BLOB_WEIGHT = 1.5
 
 

@@ -55,7 +55,7 @@ def _measure_image_quality(
 
 measure_image_quality = Function(
     name="measure_image_quality",
-    version="1",
+    version="2",  # 2: detail_fraction, which the relative focus flag uses
     impl=_measure_image_quality,
     help=(
         "Measure each field's focus, blur (power spectrum slope) and saturation "

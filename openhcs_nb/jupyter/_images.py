@@ -7,12 +7,15 @@ and wide integers are rescaled to ``uint16``), label planes are ``uint32``.
 
 ``composite_rgb`` is the reference of what ``static/plate_viewer.js`` draws:
 additive colour mixing of the visible channels after a linear contrast
-stretch, then label outlines on top (a labelled pixel whose 4-neighbour has
-another value). The builder uses it directly for its before/after PNGs.
+stretch, then labels on top: outlines (a labelled pixel whose 4-neighbour has
+another value) or fills at 40% opacity, in the colours ``label_colors`` picks
+to stand out from the visible channels. The builder uses it directly for its
+before/after PNGs.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from collections.abc import Mapping, Sequence
@@ -30,8 +33,10 @@ CHANNEL_COLORS: tuple[str, ...] = (
     "#ffff00",
     "#00ffff",
 )
-#: Outline colours of successive label layers.
-LABEL_COLORS: tuple[str, ...] = ("#ffff00", "#ff8000", "#00ffff")
+#: Label colours to choose from; see :func:`label_colors`.
+LABEL_CANDIDATES: tuple[str, ...] = ("#ffff00", "#00ffff", "#ff00ff", "#ffffff")
+#: Opacity of filled labels: the cells show, and so does what is under them.
+FILL_OPACITY = 0.4
 
 
 @dataclass(frozen=True)
@@ -199,15 +204,63 @@ def label_outlines(labels: np.ndarray) -> np.ndarray:
     return edge & (labels != 0)
 
 
+def hue_of(color: str) -> float | None:
+    """Hue in degrees ``[0, 360)`` of ``#rrggbb``; ``None`` for a grey.
+
+    Computed step by step as ``colors.js`` does, so both pick the same colours.
+    """
+    r, g, b = (v / 255 for v in hex_rgb(color))
+    hi = max(r, g, b)
+    d = hi - min(r, g, b)
+    if d == 0:
+        return None
+    if hi == r:
+        hue = math.fmod((g - b) / d, 6)
+    elif hi == g:
+        hue = (b - r) / d + 2
+    else:
+        hue = (r - g) / d + 4
+    return math.fmod(hue * 60 + 360, 360)
+
+
+def label_colors(channel_colors: Sequence[str], count: int) -> list[str]:
+    """Colours for ``count`` label layers that stand out from the channels.
+
+    Outlines in a channel's own hue vanish into it, so candidates are ranked
+    by their smallest hue distance to the visible channels, farthest first
+    (greys score 30 degrees, a last resort; ties keep :data:`LABEL_CANDIDATES` order).
+    """
+    hues = [h for h in map(hue_of, channel_colors) if h is not None]
+
+    def score(color: str) -> float:
+        hue = hue_of(color)
+        if hue is None or not hues:
+            return 30.0 if hue is None else 180.0
+        return min(min(abs(hue - x), 360 - abs(hue - x)) for x in hues)
+
+    ranked = [
+        c
+        for _, _, c in sorted((-score(c), i, c) for i, c in enumerate(LABEL_CANDIDATES))
+    ]
+    return [ranked[i % len(ranked)] for i in range(count)]
+
+
 def composite_rgb(
     planes: Sequence[tuple[np.ndarray, ChannelSetting]],
     labels: Sequence[np.ndarray] = (),
+    label_mode: str = "outline",
 ) -> np.ndarray:
-    """Mix channels additively into ``(h, w, 3)`` uint8 and draw label outlines.
+    """Mix channels additively into ``(h, w, 3)`` uint8 and draw labels on top.
 
     Each visible channel adds ``clip((v - low) / (high - low), 0, 1) * colour``;
-    label layer ``i`` draws its outlines in ``LABEL_COLORS[i]`` on top.
+    label layer ``i`` is drawn in ``label_colors(visible colours)[i]``, as
+    outlines, or (``label_mode="filled"``) over every labelled pixel at
+    :data:`FILL_OPACITY`.
     """
+    if label_mode not in ("outline", "filled"):
+        raise ValueError(
+            f"label_mode must be 'outline' or 'filled', not {label_mode!r}"
+        )
     shapes = [p.shape for p, _ in planes] + [lab.shape for lab in labels]
     if not shapes:
         return np.zeros((1, 1, 3), np.uint8)
@@ -220,8 +273,16 @@ def composite_rgb(
         level = np.clip((plane[:h, :w].astype(np.float64) - setting.low) / span, 0, 1)
         acc += level[..., None] * np.array(hex_rgb(setting.color), np.float64)
     rgb = np.clip(np.rint(acc), 0, 255).astype(np.uint8)
-    for i, lab in enumerate(labels):
-        rgb[label_outlines(lab[:h, :w])] = hex_rgb(LABEL_COLORS[i % len(LABEL_COLORS)])
+    visible = [s.color for _, s in planes if s.visible]
+    for lab, color in zip(labels, label_colors(visible, len(labels)), strict=True):
+        layer = lab[:h, :w]
+        if label_mode == "outline":
+            rgb[label_outlines(layer)] = hex_rgb(color)
+            continue
+        mask = layer != 0
+        under = rgb[mask].astype(np.float64)
+        mixed = under * (1 - FILL_OPACITY) + np.array(hex_rgb(color)) * FILL_OPACITY
+        rgb[mask] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
     return rgb
 
 

@@ -14,12 +14,16 @@ tile travels once and only while it is on screen:
 
 Errors come back as ``{"type": ..., "id", "error": "<one line>"}``. Requests
 are read on at most ``max_in_flight`` worker threads, newest first: the
-kernel never waits for a tile.
+kernel never waits for a tile. Each well's pyramid is asked for once, and
+the requests to the source are paced (``max_rate`` per second) so that a
+fast pan stays inside the server's per-user request limit
+(``[limits] requests_per_second``, 50 by default) instead of being refused.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,7 +36,10 @@ from openhcs_nb.jupyter._viewer_fetchers import fetch_error
 
 TILE = 256
 DEFAULT_IN_FLIGHT = 4
+DEFAULT_RATE = 30.0  # source calls per second, under the server's default 50
 
+PYRAMID_TTL = 10.0  # seconds a well's pyramid is reused without asking again
+Levels = dict[str, list[list[int]]]
 #: Sends one reply to the page: (content, buffers).
 Reply = Callable[[dict[str, Any], list[bytes]], None]
 
@@ -55,7 +62,7 @@ class TileSource(Protocol):
         tx: int,
         size: int = TILE,
     ) -> np.ndarray:
-        """Rows ``ty*size...`` and columns ``tx*size...`` of ``level`` (edge tiles are smaller)."""
+        """Tile (ty, tx) of ``level``: ``size`` square, smaller at the edges."""
         ...
 
 
@@ -71,6 +78,30 @@ def tile_grid(shape: tuple[int, int], size: int = TILE) -> tuple[int, int]:
     return -(-int(height) // size), -(-int(width) // size)
 
 
+class Pacer:
+    """Spaces calls at least ``1 / rate`` seconds apart, across threads."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._gap = 1.0 / rate if rate > 0 else 0.0
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Block until this call's slot (no wait when the rate is not reached)."""
+        with self._lock:
+            now = self._clock()
+            slot = max(now, self._next)
+            self._next = slot + self._gap
+        if slot > now:
+            self._sleep(slot - now)
+
+
 class TileServer:
     """Answers the page's pyramid and tile requests on worker threads."""
 
@@ -81,11 +112,17 @@ class TileServer:
         *,
         max_in_flight: int = DEFAULT_IN_FLIGHT,
         size: int = TILE,
+        pacer: Pacer | None = None,
     ) -> None:
         self._source = source
+        self._pacer = pacer or Pacer(DEFAULT_RATE)
+        # (well, field) -> (when asked, levels); kept briefly, because a well
+        # that is still running gains its labels planes when it finishes.
+        self._pyramids: dict[tuple[str, int], tuple[float, Levels]] = {}
         self._reply = reply
         self._size = size
         self._lock = threading.Lock()
+        self._asking = threading.Lock()
         self._queued: OrderedDict[Any, dict[str, Any]] = OrderedDict()
         self._pool = ThreadPoolExecutor(max_in_flight, "openhcs-viewer-tiles")
         self._closed = False
@@ -134,19 +171,33 @@ class TileServer:
 
     def _answer(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], list[bytes]]:
         well, field = str(request["well"]), int(request["field"])
-        levels = {
-            str(name): [[int(h), int(w)] for h, w in shapes]
-            for name, shapes in self._source.pyramid(well, field).items()
-        }
+        levels = self._levels(well, field)
         if request["type"] == "pyramid":
             return {"levels": levels, "tile": self._size}, []
         level, ty, tx = int(request["level"]), int(request["ty"]), int(request["tx"])
-        planes = {
-            name: self._source.tile(well, field, name, level, ty, tx, self._size)
-            for name, shapes in levels.items()
-            if level < len(shapes)
-        }
+        planes = {}
+        for name, shapes in levels.items():
+            if level < len(shapes):
+                self._pacer.wait()
+                planes[name] = self._source.tile(
+                    well, field, name, level, ty, tx, self._size
+                )
         if not planes:
             raise LookupError(f"{well} field {field} has no level {level}")
         data, meta = pack_planes(planes)
         return {"level": level, "ty": ty, "tx": tx, "meta": meta}, [data]
+
+    def _levels(self, well: str, field: int) -> Levels:
+        """The pyramid of (well, field), asked of the source once per burst."""
+        key = (well, field)
+        with self._asking:  # one thread asks; the others wait and reuse it
+            now = time.monotonic()
+            asked, known = self._pyramids.get(key, (-PYRAMID_TTL, None))
+            if known is None or now - asked > PYRAMID_TTL:
+                self._pacer.wait()
+                known = {
+                    str(name): [[int(h), int(w)] for h, w in shapes]
+                    for name, shapes in self._source.pyramid(well, field).items()
+                }
+                self._pyramids[key] = (now, known)
+        return known

@@ -1,7 +1,9 @@
 """The live plate viewer: an anywidget whose pixels travel as binary buffers.
 
 The browser half is ``static/plate_viewer.js`` (a rendering core plus a thin
-anywidget adapter; its header documents the state keys). This half keeps that
+anywidget adapter; its header documents the state keys) and
+``static/well_view.js`` (the zoomable well canvas), joined by
+:func:`build_esm` into anywidget's one module. This half keeps that
 state: the plate layout, each well's status and summary values, and the
 images of the selected well, packed by :func:`~._images.pack_planes` into
 ``image_data`` (bytes, which ipywidgets sends as a buffer, never base64) and
@@ -25,6 +27,11 @@ A well's status and the run's state are read from the followed execution on
 every batch (``well_state``, ``state``), the same source the run panel reads,
 so the two never disagree; ``WellStarted`` marks a well running.
 
+Zooming past the preview asks for full-resolution tiles by custom message,
+never state: ``tiles=`` (or a followed execution with ``pyramid`` and
+``tile``) is a :class:`~._viewer_tiles.TileSource`, read on worker threads
+by a :class:`~._viewer_tiles.TileServer`; replies go out through the writer.
+
 Threads: ``follow`` registers callbacks that run on the client's thread; they
 only queue. A :class:`~._writer.CoalescingWriter` applies the queue in batches
 on the kernel's event loop, so ``_apply`` is the only code that changes traits
@@ -35,7 +42,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import anywidget
@@ -44,6 +50,7 @@ import traitlets
 
 from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET, PreviewCache
 from openhcs_nb.jupyter._images import pack_planes
+from openhcs_nb.jupyter._viewer_esm import STATIC, build_esm
 from openhcs_nb.jupyter._viewer_fetchers import (
     FetchWell,
     execution_fetcher,
@@ -80,29 +87,6 @@ __all__ = [
     "preview_fetcher",
 ]
 
-STATIC = Path(__file__).parent / "static"
-#: The viewer's JS, in load order; see :func:`build_esm`.
-ESM_PARTS = ("well_view.js", "plate_viewer.js")
-
-
-def build_esm() -> str:
-    """The viewer's one ES module: its parts joined, local imports dropped.
-
-    anywidget loads ``_esm`` from a blob URL, where ``./x.js`` imports cannot
-    resolve; each part imports the earlier ones as ``import ... from "./x.js"``
-    on one line (so node and plain pages can load the files as they are), and
-    those lines are dropped here, since the joined text defines them already.
-    """
-    parts = [(STATIC / name).read_text() for name in ESM_PARTS]
-    kept = [
-        line
-        for part in parts
-        for line in part.splitlines()
-        if not (line.startswith("import ") and 'from "./' in line)
-    ]
-    return "\n".join(kept) + "\n"
-
-
 #: Fetches a finished well's streamed previews again (``Execution.previews``).
 Refetch = Callable[[str], Mapping[str, np.ndarray]]
 
@@ -133,6 +117,7 @@ class PlateViewer(anywidget.AnyWidget):
     field = traitlets.Int(0).tag(sync=True)
     channels = traitlets.List(traitlets.Dict()).tag(sync=True)
     show_labels = traitlets.Bool(True).tag(sync=True)
+    label_mode = traitlets.Enum(("outline", "filled"), "outline").tag(sync=True)
     image_data = traitlets.Bytes(b"").tag(sync=True)
     image_meta = traitlets.Dict().tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)

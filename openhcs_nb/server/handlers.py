@@ -43,6 +43,7 @@ from openhcs_nb.protocol import ListExecutions as ListExecutionsCmd
 from openhcs_nb.protocol import ListPlates as ListPlatesCmd
 from openhcs_nb.protocol import PlateInfo as PlateInfoCmd
 from openhcs_nb.protocol import Status as StatusCmd
+from openhcs_nb.protocol.messages import Pyramid, Tile
 from openhcs_nb.protocol.records import ExecutionInfo
 from openhcs_nb.results.store import ResultsStore, pipeline_hash
 from openhcs_nb.server._audit_trail import AuditTrail
@@ -63,6 +64,7 @@ from openhcs_nb.server.omero_access import OmeroAccess
 from openhcs_nb.server.peers import Peer
 from openhcs_nb.server.plate_access import PlateAccess
 from openhcs_nb.server.subscriptions import SubscriptionDecision
+from openhcs_nb.server.tiles import TileServer
 from openhcs_nb.server.work import Work
 
 if TYPE_CHECKING:
@@ -95,6 +97,7 @@ class Handlers:
             limits.compile_threads, limits.compile_queue, limits.compile_timeout_s
         )
         self.work = Work(self)
+        self.tiles = TileServer(self)
         self._submitting: dict[str, int] = {}  # submits still compiling, per user
         self._submit_lock = threading.Lock()
         self.scheduler.endings.on_finished = self.work.audit_finished
@@ -141,6 +144,10 @@ class Handlers:
                 return self._cancel(msg, peer), []
             case Fetch():
                 return self._fetch(msg, peer)
+            case Pyramid():
+                return self.tiles.pyramid(msg, peer)
+            case Tile():
+                return self.tiles.tile(msg, peer)
         raise OpenHCSError(f"unhandled command {type(msg).__name__}")
 
     def _later(self, peer: Peer, msg: Any, job: Any) -> None:

@@ -1,4 +1,4 @@
-"""image_quality and flag_field."""
+"""image_quality, flag_field and flag_blurred_fields."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from scipy import ndimage as ndi
 
 from openhcs_nb.errors import PipelineError
 from openhcs_nb.functions._features_quality import (
+    DETAIL_SIGMA,
     PERCENTILES,
     flag_field,
     image_quality,
     power_log_log_slope,
 )
+from openhcs_nb.functions._quality import flag_blurred_fields
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +96,77 @@ def test_when_field_is_constant_then_slope_is_nan_and_flagged():
 def test_when_image_is_not_2d_then_pipeline_error():
     with pytest.raises(PipelineError):
         image_quality(np.zeros((2, 4, 4)))
+
+
+def nuclei_field(rng: np.random.Generator, count: int, blur: float) -> np.ndarray:
+    """A 256² field of ``count`` textured discs on a noisy background."""
+    yy, xx = np.mgrid[:256, :256]
+    image = np.zeros((256, 256))
+    for y, x, r in zip(
+        rng.uniform(0, 256, count),
+        rng.uniform(0, 256, count),
+        rng.uniform(6, 11, count),
+        strict=True,
+    ):
+        inside = np.hypot(yy - y, xx - x) <= r
+        image[inside] = rng.uniform(300, 900) * rng.uniform(0.7, 1.3, inside.sum())
+    image = ndi.gaussian_filter(image, 1.0 + blur)
+    return image + 100 + rng.normal(0, 10, image.shape)
+
+
+def well_table(fields: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """The fields table flag_blurred_fields gets for one channel of a well."""
+    rows = [image_quality(f) for f in fields]
+    table = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    table["channel"] = np.array(["DAPI"] * len(rows), dtype=object)
+    table["qc_pass"] = np.ones(len(rows), dtype=bool)
+    return table
+
+
+def test_when_a_sharp_field_holds_few_nuclei_then_it_is_not_flagged_blurred():
+    """The demo's C01 case: a sparse sibling is sharp, just emptier."""
+    rng = np.random.default_rng(4)
+    fields = [nuclei_field(rng, 120, 0.0) for _ in range(3)]
+    fields.append(nuclei_field(rng, 12, 0.0))
+    flagged = flag_blurred_fields(well_table(fields))
+    assert flagged["qc_pass"].all(), flagged["focus_ratio"]
+
+
+def test_when_a_dense_field_is_blurred_then_it_alone_is_flagged():
+    rng = np.random.default_rng(5)
+    fields = [nuclei_field(rng, 40, 0.0) for _ in range(3)]
+    fields.append(nuclei_field(rng, 160, 2.5))  # denser, yet blurred
+    flagged = flag_blurred_fields(well_table(fields))
+    assert list(flagged["qc_pass"]) == [True, True, True, False]
+
+
+def test_when_detail_fraction_is_measured_then_it_follows_its_definition(sharp):
+    q = image_quality(sharp)
+    residual = sharp - ndi.gaussian_filter(sharp, DETAIL_SIGMA, mode="nearest")
+    assert q["detail_fraction"] == pytest.approx(residual.var() / sharp.var())
+    assert np.isnan(image_quality(np.full((32, 32), 7.0))["detail_fraction"])
+
+
+@pytest.fixture(scope="module")
+def demo_fields() -> dict[str, list[np.ndarray]]:
+    """Raw DAPI and cytoplasm fields of the cached demo plate's C01 and C03."""
+    from openhcs_nb.plates.demo import demo_path, demo_plate
+
+    if not demo_path().exists():
+        pytest.skip("the demo plate is not cached (openhcs-nb demo makes it)")
+    plate = demo_plate()
+    return {
+        f"{well}/{c}": [plate.read_image(well, s, c) for s in range(4)]
+        for well in ("C01", "C03")
+        for c in (0, 1)
+    }
+
+
+def test_when_the_demo_plate_is_checked_then_only_c03s_blurred_field_fails(
+    demo_fields,
+):
+    """C03 field 0 is planted out of focus; C01 field 2 is sparse, not blurred."""
+    for key, fields in demo_fields.items():
+        passed = list(flag_blurred_fields(well_table(fields))["qc_pass"])
+        expected = [key.split("/")[0] != "C03", True, True, True]
+        assert passed == expected, key

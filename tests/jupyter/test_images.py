@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -14,11 +17,13 @@ from openhcs_nb.jupyter._images import (
     display_plane,
     encode_png,
     hex_rgb,
+    label_colors,
     label_outlines,
     pack_planes,
     split_planes,
     unpack_planes,
 )
+from openhcs_nb.jupyter.viewer import STATIC
 
 
 def test_when_planes_are_packed_then_unpacking_gives_them_back_aligned():
@@ -93,7 +98,8 @@ def test_when_composited_then_colours_add_and_outlines_go_on_top():
     outlined = composite_rgb(
         [(red, ChannelSetting("#ff0000", 0, 10))], [np.array([[1, 2]])]
     )
-    assert outlined.tolist() == [[[255, 255, 0], [255, 255, 0]]]
+    # on red, yellow would blend in: the outline is cyan, the farthest hue
+    assert outlined.tolist() == [[[0, 255, 255], [0, 255, 255]]]
 
 
 def test_when_encoding_png_then_pillow_reads_the_same_pixels():
@@ -111,3 +117,45 @@ def test_when_colour_is_not_hex_then_error_names_it():
     assert hex_rgb("#ff8000") == (255, 128, 0)
     with pytest.raises(ValueError, match="'red'"):
         hex_rgb("red")
+
+
+def test_when_choosing_label_colours_then_the_farthest_hue_from_the_channels_wins():
+    assert label_colors(["#0000ff", "#00ff00"], 1) == ["#ffff00"]
+    assert label_colors(["#ff0000", "#ff00ff"], 1) == ["#00ffff"]
+    assert label_colors(["#ffff00"], 2) == ["#00ffff", "#ff00ff"]  # tie: list order
+    assert label_colors([], 1) == ["#ffff00"]  # nothing visible: the first
+    assert label_colors(["#ffffff"], 1) == ["#ffff00"]  # greys have no hue
+
+
+def test_when_labels_are_filled_then_they_tint_at_forty_percent():
+    red = np.array([[10, 10, 0]], np.uint16)
+    labels = np.array([[1, 1, 0]])
+    filled = composite_rgb(
+        [(red, ChannelSetting("#ff0000", 0, 10))], [labels], "filled"
+    )
+    # 60% red under 40% cyan; the unlabelled pixel keeps its own colour
+    assert filled.tolist() == [[[153, 102, 102], [153, 102, 102], [0, 0, 0]]]
+    with pytest.raises(ValueError, match="label_mode"):
+        composite_rgb([(red, ChannelSetting("#ff0000", 0, 10))], [labels], "solid")
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+def test_when_js_chooses_label_colours_then_it_agrees_with_python(tmp_path):
+    rng = np.random.default_rng(8)
+    cases = [
+        [
+            "#" + bytes(rng.integers(0, 256, 3).astype(np.uint8)).hex()
+            for _ in range(k % 4)
+        ]
+        for k in range(40)
+    ]
+    script = tmp_path / "run.mjs"
+    script.write_text(
+        f'import {{ labelColors }} from "{(STATIC / "colors.js").as_uri()}";\n'
+        f"const cases = {json.dumps(cases)};\n"
+        "console.log(JSON.stringify(cases.map((c) => labelColors(c, 3))));\n"
+    )
+    out = subprocess.run(
+        ["node", str(script)], capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout) == [label_colors(c, 3) for c in cases]

@@ -104,14 +104,16 @@ def scene() -> tuple[dict, bytes]:
     return state, data
 
 
-def reference(state: dict, data: bytes, show_labels: bool) -> np.ndarray:
+def reference(
+    state: dict, data: bytes, show_labels: bool, label_mode: str = "outline"
+) -> np.ndarray:
     planes = unpack_planes(data, state["image_meta"])
     settings = [
         (planes[c["name"]], ChannelSetting(c["color"], c["min"], c["max"]))
         for c in state["channels"]
     ]
     labels = [planes["labels/nuclei"]] if show_labels else []
-    return composite_rgb(settings, labels)
+    return composite_rgb(settings, labels, label_mode)
 
 
 @pytest.fixture
@@ -253,4 +255,20 @@ def test_when_a_contrast_slider_moves_then_its_numbers_follow(page):
                    s.value = '400'; s.dispatchEvent(new Event('input')); }"""
     )
     assert limits.first.inner_text() == "400\u20131800"
+    assert errors == []
+
+
+def test_when_labels_are_filled_then_pixels_match_the_reference_fill(page):
+    tab, state, data, errors = page
+    outline = reference(state, data, True)
+    tab.select_option("#core select.ohnb-label-mode", "filled")
+    assert tab.evaluate("window.source.get('label_mode')") == "filled"
+    filled = reference(state, data, True, "filled")
+    shown = canvas_rgb(tab, "#core")
+    assert np.array_equal(shown, filled)
+    assert not np.array_equal(shown, outline)
+    # inside a cell, away from its outline, the fill tints the channels
+    plain = reference(state, data, False)
+    assert not np.array_equal(shown[5, 6], plain[5, 6])
+    assert np.array_equal(shown[0, 0], plain[0, 0])  # no label there
     assert errors == []

@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from openhcs_nb.jupyter._images import unpack_planes
-from openhcs_nb.jupyter._viewer_tiles import TileServer, tile_grid, tile_source_of
+from openhcs_nb.jupyter._viewer_tiles import (
+    Pacer,
+    TileServer,
+    tile_grid,
+    tile_source_of,
+)
 from openhcs_nb.jupyter.viewer import PlateViewer, build_esm
 
 
@@ -22,8 +27,10 @@ class MemoryTiles:
         }
         self.calls: list[tuple[Any, ...]] = []
         self.gate: threading.Event | None = None
+        self.pyramids = 0
 
     def pyramid(self, well: str, field: int) -> dict[str, list[tuple[int, int]]]:
+        self.pyramids += 1
         if well == "Z99":
             raise LookupError("Z99 is not on this plate")
         return {n: [a.shape for a in lv] for n, lv in self.levels.items()}
@@ -210,3 +217,34 @@ def test_pixel_size_comes_from_the_plate_when_it_has_one(size):
         pixel_size_um = size
 
     assert PlateViewer(Plate()).pixel_size == size
+
+
+def test_when_calls_come_faster_than_the_rate_then_they_are_spaced():
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    pacer = Pacer(10.0, clock=lambda: now[0], sleep=sleep)
+    for _ in range(4):
+        pacer.wait()
+    assert slept == pytest.approx([0.1, 0.2, 0.3])
+    now[0] = 5.0  # after a quiet spell the next call goes at once
+    pacer.wait()
+    assert len(slept) == 3
+
+
+def test_when_many_tiles_of_a_well_are_asked_then_its_pyramid_is_asked_once():
+    source = MemoryTiles({"image/DAPI": image(), "labels/nuclei": image() > 9})
+    replies = Replies()
+    server = TileServer(source, replies, pacer=Pacer(0))
+    for i, (ty, tx) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1), (2, 2)]):
+        server.handle(
+            {"type": "tile", "id": i, "well": "A01", "field": 0, "level": 0}
+            | {"ty": ty, "tx": tx}
+        )
+    replies.wait(5)
+    assert source.pyramids == 1
+    assert len(source.calls) == 10  # one call per plane per tile
+    server.close()

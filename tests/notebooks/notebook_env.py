@@ -2,8 +2,8 @@
 environment, and a check that no server outlives its notebook.
 
 Each test gets its own ``OPENHCS_NB_CACHE`` whose demo plate is a symlink to
-the real cached one (generated once, ~11 s), so the demo server's job database
-(``<cache>/demo-server``) is fresh per test while the plate is not rebuilt.
+the real cached one (generated once), so the plate is not rebuilt; a demo
+server without ``--results`` keeps its jobs in its own temporary folder.
 ``TMPDIR`` points into the test's folder too: every server a notebook starts
 (``LocalServer`` works in ``mkdtemp()``) then names that folder on its command
 line, which is how :func:`processes_under` finds leftovers.

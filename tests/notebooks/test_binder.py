@@ -24,7 +24,7 @@ from notebook_env import ROOT, kernel_env, kill_all
 BINDER = ROOT / "binder"
 CLIENT = """
 import os, openhcs_nb
-conn = openhcs_nb.connect(os.environ["OPENHCS_NB_SERVER"], timeout=60)
+conn = openhcs_nb.connect(os.environ["OPENHCS_NB_SERVER"], timeout=60, connect_timeout=60)
 print("server", os.environ["OPENHCS_NB_SERVER"], "plates", conn.plates())
 conn.close()
 """

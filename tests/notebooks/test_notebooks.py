@@ -44,6 +44,7 @@ def text_of(cell) -> str:
             parts.append(out.text)
         elif "data" in out:
             parts.append(str(out.data.get("text/plain", "")))
+            parts.append(str(out.data.get("text/html", "")))
     return "".join(parts)
 
 
@@ -69,7 +70,9 @@ def run_notebook(path: Path, base: Path) -> nbformat.NotebookNode:
 def check_quickstart(nb) -> None:
     cells = cells_by_id(nb)
     assert "24 wells" in text_of(cells["plates"])
-    assert "gaussian_blur" in text_of(cells["catalogue"])
+    catalogue = text_of(cells["catalogue"])
+    assert "<code>gaussian_blur</code>" in catalogue
+    assert "…" not in catalogue and "..." not in catalogue  # help is not cut
     assert "PreviewResult" not in text_of(cells["preview"])  # no echoed repr
     assert widgets_of(cells["preview"]) == 1
     assert f"running {CI_WELL_COUNT} of 24 wells" in text_of(cells["wells"])

@@ -1,7 +1,9 @@
 // openhcs-nb plate viewer: a plate map coloured by status or a measurement,
 // and a well view with channel colours, contrast and label outlines.
 // Plain ES module, no build step, no network. The zoomable well canvas is in
-// well_view.js; viewer.py joins the two files into anywidget's one module.
+// well_view.js, the plate map and its histogram in plate_map.js and
+// histogram.js, colours in colors.js, the sources in sources.js; viewer.py
+// joins the parts into anywidget's one module.
 //
 // Two layers:
 //  (a) createPlateViewer(el, source): the rendering core. It knows nothing
@@ -34,47 +36,23 @@
 //   image_data: DataView | ArrayBuffer | typed array holding those planes,
 //               little-endian, each starting at its byte offset
 //   pixel_size: number                 µm per full-resolution pixel (0: unknown)
-// The user sets: selected_well, field, measurement, channels, show_labels.
+//   label_mode: "outline" | "filled"  how labels are drawn
+// The user sets: selected_well, field, measurement, channels, show_labels,
+// label_mode.
 // Optional source.send / source.onMessage carry tile requests (well_view.js).
 
+import { hexToRgb, labelColors } from "./colors.js";
+import { h, createPlateMap } from "./plate_map.js";
+import { modelSource } from "./sources.js";
 import { createWellView } from "./well_view.js";
 
 const VIEW_HELP =
   "wheel: zoom about the cursor; drag: pan; double-click or +: zoom in; " +
   "-: zoom out; 0 or Home: fit. Past the preview's resolution, sharp tiles load.";
 
-const STATUS_COLORS = {
-  queued: "#c8c8c8",
-  running: "#f2c14e",
-  done: "#3aa76d",
-  failed: "#d64545",
-  cancelled: "#7d6b91",
-};
-// Theme-aware fills (JupyterLab, then VS Code, then plain light defaults).
-const EMPTY_COLOR = "var(--jp-layout-color2, var(--vscode-editorWidget-background, #f4f4f4))";
-const NO_VALUE_COLOR = "var(--jp-layout-color3, var(--vscode-input-background, #dddddd))";
-const LABEL_COLORS = ["#ffff00", "#ff8000", "#00ffff"];
-const VIRIDIS = [
-  [68, 1, 84], [72, 40, 120], [62, 74, 137], [49, 104, 142], [38, 130, 142],
-  [31, 158, 137], [53, 183, 121], [109, 205, 89], [180, 222, 44], [253, 231, 37],
-];
 const ARRAYS = { uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array };
-
-/** Viridis colour of t in [0, 1] as "rgb(r, g, b)". */
-export function viridis(t) {
-  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0));
-  const pos = x * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(pos));
-  const f = pos - i;
-  const c = VIRIDIS[i].map((v, k) => Math.round(v + f * (VIRIDIS[i + 1][k] - v)));
-  return `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
-}
-
-/** "#ff8000" -> [255, 128, 0]. */
-export function hexToRgb(hex) {
-  const s = String(hex || "#ffffff").replace("#", "");
-  return [0, 2, 4].map((i) => parseInt(s.slice(i, i + 2), 16) || 0);
-}
+// Opacity of filled labels (mirrors _images.FILL_OPACITY).
+const FILL_OPACITY = 0.4;
 
 /** A Uint8Array over any binary value anywidget or a page may hand us. */
 export function toBytes(data) {
@@ -106,16 +84,20 @@ export function decodePlanes(data, meta) {
 
 /**
  * RGBA pixels: visible channels mixed additively after a linear contrast
- * stretch, then label outlines (a labelled pixel with a 4-neighbour of another
- * value). Mirrors openhcs_nb.jupyter._images.composite_rgb.
+ * stretch, then each label layer in a colour far in hue from the visible
+ * channels (labelColors): outlines (a labelled pixel with a 4-neighbour of
+ * another value) or, labelMode "filled", every labelled pixel at 40%.
+ * Mirrors openhcs_nb.jupyter._images.composite_rgb.
  */
-export function composeRGBA(planes, width, height, channels, showLabels) {
+export function composeRGBA(planes, width, height, channels, showLabels, labelMode = "outline") {
   const n = width * height;
   const acc = new Float64Array(n * 3);
   const byName = new Map((channels || []).map((c) => [c.name, c]));
+  const shown = [];
   for (const p of planes) {
     const c = byName.get(p.name);
     if (p.kind !== "image" || !c || !c.visible) continue;
+    shown.push(c.color);
     const [r, g, b] = hexToRgb(c.color);
     const lo = Number(c.min);
     const span = Number(c.max) > lo ? Number(c.max) - lo : 1;
@@ -136,75 +118,32 @@ export function composeRGBA(planes, width, height, channels, showLabels) {
     out[4 * i + 3] = 255;
   }
   if (!showLabels) return out;
-  let k = 0;
-  for (const p of planes) {
-    if (p.kind !== "labels") continue;
-    const [r, g, b] = hexToRgb(LABEL_COLORS[k++ % LABEL_COLORS.length]);
+  const layers = planes.filter((p) => p.kind === "labels");
+  const colors = labelColors(shown, layers.length);
+  layers.forEach((p, k) => {
+    const rgb = hexToRgb(colors[k]);
     const a = p.array;
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         const i = y * width + x;
         const v = a[i];
         if (v === 0) continue;
+        if (labelMode === "filled") {
+          for (let c = 0; c < 3; c++) out[4 * i + c] = out[4 * i + c] * (1 - FILL_OPACITY) + rgb[c] * FILL_OPACITY;
+          continue;
+        }
         const edge =
           (x > 0 && a[i - 1] !== v) || (x < width - 1 && a[i + 1] !== v) ||
           (y > 0 && a[i - width] !== v) || (y < height - 1 && a[i + width] !== v);
         if (edge) {
-          out[4 * i] = r;
-          out[4 * i + 1] = g;
-          out[4 * i + 2] = b;
+          out[4 * i] = rgb[0];
+          out[4 * i + 1] = rgb[1];
+          out[4 * i + 2] = rgb[2];
         }
       }
     }
-  }
+  });
   return out;
-}
-
-/** A source over a plain object, for pages outside Jupyter (and tests). */
-export function createMemorySource(initial = {}) {
-  const state = { ...initial };
-  const subscribers = new Map();
-  const source = {
-    get: (key) => state[key],
-    set(key, value) {
-      state[key] = value;
-      for (const cb of [...(subscribers.get(key) || [])]) cb();
-    },
-    on(key, cb) {
-      if (!subscribers.has(key)) subscribers.set(key, new Set());
-      subscribers.get(key).add(cb);
-      return () => subscribers.get(key).delete(cb);
-    },
-    update(values) {
-      for (const [key, value] of Object.entries(values)) source.set(key, value);
-    },
-  };
-  return source;
-}
-
-function h(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function formatValue(v) {
-  if (v === null || v === undefined || !Number.isFinite(v)) return "n/a";
-  return Math.abs(v) >= 1000 || Number.isInteger(v) ? String(Math.round(v * 100) / 100) : v.toPrecision(4);
-}
-
-function measurementRange(values, name) {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const row of Object.values(values || {})) {
-    const v = row ? row[name] : undefined;
-    if (typeof v === "number" && Number.isFinite(v)) {
-      lo = Math.min(lo, v);
-      hi = Math.max(hi, v);
-    }
-  }
-  return lo <= hi ? [lo, hi] : null;
 }
 
 /** Build the viewer inside el; returns {destroy(), redraw()}. */
@@ -216,15 +155,7 @@ export function createPlateViewer(el, source) {
   const offs = [];
   const root = h("div", "ohnb-root");
   const platePane = h("div", "ohnb-plate");
-  const plateBar = h("div", "ohnb-bar");
-  const title = h("span", "ohnb-title");
-  const runState = h("span", "ohnb-state");
-  const picker = h("select", "ohnb-measurement");
-  picker.title = "colour wells by";
-  plateBar.append(title, runState, picker);
-  const grid = h("div", "ohnb-grid");
-  const legend = h("div", "ohnb-legend");
-  platePane.append(plateBar, grid, legend);
+  const plate = createPlateMap(platePane, source, get);
 
   const wellPane = h("div", "ohnb-well");
   const wellBar = h("div", "ohnb-bar");
@@ -235,7 +166,14 @@ export function createPlateViewer(el, source) {
   const labelsBox = h("input");
   labelsBox.type = "checkbox";
   labelsToggle.append(labelsBox, document.createTextNode(" labels"));
-  wellBar.append(wellTitle, fieldPicker, labelsToggle);
+  const modePicker = h("select", "ohnb-label-mode");
+  modePicker.title = "draw labels as outlines or filled at 40%";
+  for (const mode of ["outline", "filled"]) {
+    const opt = h("option", "", mode);
+    opt.value = mode;
+    modePicker.append(opt);
+  }
+  wellBar.append(wellTitle, fieldPicker, labelsToggle, modePicker);
   // The composite at the preview's own size (what composite_rgb gives), kept
   // off screen; the zoomable view draws it scaled, then any tiles on top.
   const canvas = h("canvas", "ohnb-base");
@@ -246,19 +184,17 @@ export function createPlateViewer(el, source) {
   const readout = h("div", "ohnb-readout");
   const channelBox = h("div", "ohnb-channels");
   const message = h("div", "ohnb-message");
-  wellPane.append(wellBar, viewBox, readout, channelBox, message);
+  wellPane.append(wellBar, viewBox, readout, channelBox, message, canvas);
   root.append(platePane, wellPane);
   el.appendChild(root);
 
-  let cells = new Map();
-  let gridKey = "";
   let decoded = null;
   let decodedFrom = null; // the [image_data, image_meta] objects decoded
   let localChannels = null; // channel edits not yet sent (slider drags)
 
   const channels = () => localChannels || get("channels", []);
   const view = createWellView(viewBox, source, {
-    compose: (p, w, hh) => composeRGBA(p, w, hh, channels(), get("show_labels", true)),
+    compose: (p, w, hh) => composeRGBA(p, w, hh, channels(), get("show_labels", true), get("label_mode", "outline")),
     decode: decodePlanes,
     visible: (name) => channels().some((c) => c.name === name && c.visible),
     pixelSize: () => Number(get("pixel_size", 0)) || 0,
@@ -270,103 +206,6 @@ export function createPlateViewer(el, source) {
   });
   view.canvas.title = VIEW_HELP;
   viewBox.append(scaleBar);
-
-  function buildGrid() {
-    const rows = get("rows", []);
-    const columns = get("columns", []);
-    const wells = get("wells", []);
-    const key = JSON.stringify([rows, columns, wells]);
-    if (key === gridKey) return;
-    gridKey = key;
-    grid.replaceChildren();
-    cells = new Map();
-    grid.style.gridTemplateColumns = `auto repeat(${columns.length}, minmax(14px, 1fr))`;
-    grid.append(h("div", "ohnb-head"));
-    for (const c of columns) grid.append(h("div", "ohnb-head", String(c)));
-    const present = new Set(wells);
-    for (const r of rows) {
-      grid.append(h("div", "ohnb-head", r));
-      for (const c of columns) {
-        const well = `${r}${String(c).padStart(2, "0")}`;
-        const cell = h("div", "ohnb-cell");
-        cell.dataset.well = well;
-        if (present.has(well)) {
-          cell.addEventListener("click", () => source.set("selected_well", well));
-        } else {
-          cell.classList.add("ohnb-absent");
-        }
-        cells.set(well, cell);
-        grid.append(cell);
-      }
-    }
-  }
-
-  function renderPlate() {
-    buildGrid();
-    title.textContent = get("plate_name", "");
-    runState.textContent = get("run_state", "");
-    const status = get("status", {});
-    const values = get("values", {});
-    const errors = get("errors", {});
-    const m = get("measurement", "status");
-    const range = m === "status" ? null : measurementRange(values, m);
-    const selected = get("selected_well", "");
-    for (const [well, cell] of cells) {
-      const st = status[well];
-      const row = values[well] || {};
-      let color = st ? STATUS_COLORS[st] || EMPTY_COLOR : EMPTY_COLOR;
-      if (m !== "status") {
-        const v = row[m];
-        color = typeof v === "number" && Number.isFinite(v) && range
-          ? viridis(range[1] > range[0] ? (v - range[0]) / (range[1] - range[0]) : 0.5)
-          : NO_VALUE_COLOR;
-      }
-      if (cell.classList.contains("ohnb-absent")) color = "transparent";
-      cell.style.background = color;
-      cell.classList.toggle("ohnb-failed", st === "failed");
-      cell.classList.toggle("ohnb-selected", well === selected);
-      const lines = [`${well}: ${st || "no data"}`];
-      for (const [k, v] of Object.entries(row)) lines.push(`${k}: ${formatValue(v)}`);
-      if (errors[well]) lines.push(errors[well]);
-      cell.title = lines.join("\n");
-    }
-    renderLegend(m, range, status);
-  }
-
-  function renderLegend(m, range, status) {
-    legend.replaceChildren();
-    if (m === "status") {
-      const counts = {};
-      for (const st of Object.values(status)) counts[st] = (counts[st] || 0) + 1;
-      for (const [st, color] of Object.entries(STATUS_COLORS)) {
-        const item = h("span", "ohnb-key");
-        const swatch = h("span", "ohnb-swatch");
-        swatch.style.background = color;
-        item.append(swatch, document.createTextNode(`${st} ${counts[st] || 0}`));
-        legend.append(item);
-      }
-      return;
-    }
-    if (!range) {
-      legend.append(h("span", "ohnb-key", `${m}: no values yet`));
-      return;
-    }
-    const stops = VIRIDIS.map((_, i) => viridis(i / (VIRIDIS.length - 1))).join(", ");
-    const bar = h("span", "ohnb-gradient");
-    bar.style.background = `linear-gradient(to right, ${stops})`;
-    legend.append(h("span", "ohnb-key", formatValue(range[0])), bar, h("span", "ohnb-key", formatValue(range[1])));
-  }
-
-  function renderPicker() {
-    const names = ["status", ...get("measurements", [])];
-    const current = get("measurement", "status");
-    picker.replaceChildren(...names.map((n) => {
-      const opt = h("option", "", n);
-      opt.value = n;
-      return opt;
-    }));
-    picker.value = names.includes(current) ? current : "status";
-  }
 
   function renderWellBar() {
     const meta = get("image_meta", {});
@@ -383,6 +222,8 @@ export function createPlateViewer(el, source) {
     labelsBox.checked = Boolean(get("show_labels", true));
     const hasLabels = (meta.planes || []).some((p) => p.kind === "labels");
     labelsToggle.style.display = hasLabels ? "" : "none";
+    modePicker.value = get("label_mode", "outline") === "filled" ? "filled" : "outline";
+    modePicker.style.display = hasLabels ? "" : "none";
     message.textContent = get("message", "");
   }
 
@@ -416,7 +257,7 @@ export function createPlateViewer(el, source) {
       return;
     }
     view.canvas.classList.remove("ohnb-empty");
-    const pixels = composeRGBA(planes(), width, height, channels(), get("show_labels", true));
+    const pixels = composeRGBA(planes(), width, height, channels(), get("show_labels", true), get("label_mode", "outline"));
     canvas.width = width;
     canvas.height = height;
     canvas.getContext("2d").putImageData(new ImageData(pixels, width, height), 0, 0);
@@ -427,6 +268,7 @@ export function createPlateViewer(el, source) {
     const next = channels().map((c, i) => (i === index ? { ...c, ...change } : c));
     localChannels = next;
     draw();
+    view.recompose(); // tiles in hand follow the slider too
     if (commit) {
       localChannels = null;
       source.set("channels", next);
@@ -485,15 +327,15 @@ export function createPlateViewer(el, source) {
     renderWellBar();
   }
 
-  picker.addEventListener("change", () => source.set("measurement", picker.value));
   fieldPicker.addEventListener("change", () => source.set("field", Number(fieldPicker.value)));
   labelsBox.addEventListener("change", () => source.set("show_labels", labelsBox.checked));
+  modePicker.addEventListener("change", () => source.set("label_mode", modePicker.value));
 
   const listen = (keys, fn) => {
     for (const key of keys) offs.push(source.on(key, fn));
   };
-  listen(["rows", "columns", "wells", "status", "values", "errors", "measurement", "selected_well", "plate_name", "run_state"], renderPlate);
-  listen(["measurements", "measurement"], renderPicker);
+  listen(["rows", "columns", "wells", "status", "values", "errors", "measurement", "selected_well", "plate_name", "run_state"], plate.render);
+  listen(["measurements", "measurement"], plate.renderPicker);
   listen(["image_data", "image_meta"], renderImage);
   listen(["channels"], () => {
     localChannels = null;
@@ -501,7 +343,7 @@ export function createPlateViewer(el, source) {
     draw();
     view.recompose();
   });
-  listen(["show_labels"], () => {
+  listen(["show_labels", "label_mode"], () => {
     draw();
     view.recompose();
     renderWellBar();
@@ -509,9 +351,9 @@ export function createPlateViewer(el, source) {
   listen(["selected_well", "field", "fields", "message"], renderWellBar);
 
   function redraw() {
-    gridKey = "";
-    renderPlate();
-    renderPicker();
+    plate.reset();
+    plate.render();
+    plate.renderPicker();
     renderImage();
   }
   redraw();
@@ -522,28 +364,6 @@ export function createPlateViewer(el, source) {
       for (const off of offs) off();
       view.destroy();
       root.remove();
-    },
-  };
-}
-
-/** A source over an anywidget model (state keys, plus custom messages for tiles). */
-export function modelSource(model) {
-  return {
-    get: (key) => model.get(key),
-    set(key, value) {
-      model.set(key, value);
-      model.save_changes();
-    },
-    on(key, cb) {
-      const event = `change:${key}`;
-      model.on(event, cb);
-      return () => model.off(event, cb);
-    },
-    send: (content) => model.send(content),
-    onMessage(cb) {
-      const handler = (content, buffers) => cb(content, buffers);
-      model.on("msg:custom", handler);
-      return () => model.off("msg:custom", handler);
     },
   };
 }
