@@ -7,15 +7,12 @@ back from the canvas and compared with the Python reference compositor.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from viewer_page import open_page
 
 from openhcs_nb.jupyter._images import (
     ChannelSetting,
@@ -23,18 +20,8 @@ from openhcs_nb.jupyter._images import (
     pack_planes,
     unpack_planes,
 )
-from openhcs_nb.jupyter.viewer import STATIC, build_esm
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 PAGE = """<!doctype html>
 <html><head><link rel="stylesheet" href="plate_viewer.css"></head>
@@ -118,32 +105,12 @@ def reference(
 
 @pytest.fixture
 def page(tmp_path: Path):
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
     state, data = scene()
-    # The page imports the same one module anywidget gets.
-    (tmp_path / "plate_viewer.js").write_text(build_esm())
-    shutil.copy(STATIC / "plate_viewer.css", tmp_path / "plate_viewer.css")
     (tmp_path / "index.html").write_text(PAGE)
     (tmp_path / "spec.json").write_text(json.dumps(state))
     (tmp_path / "data.bin").write_bytes(data)
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)
-    )
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-        tab.wait_for_function("window.ready === true", timeout=20000)
+    with open_page(tmp_path) as (tab, errors):
         yield tab, state, data, errors
-        browser.close()
-    server.shutdown()
 
 
 def canvas_rgb(tab, root: str) -> np.ndarray:

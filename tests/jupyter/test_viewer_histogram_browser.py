@@ -6,20 +6,13 @@ bin centres so the expected bins come from numpy without edge cases.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import shutil
-import threading
 
 import numpy as np
 import pytest
-
-from openhcs_nb.jupyter.viewer import STATIC, build_esm
+from viewer_page import open_page
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 BINS, LO, HI = 12, 0.0, 120.0
 
 PAGE = """<!doctype html>
@@ -62,31 +55,12 @@ def plate() -> tuple[dict, dict[str, float | None]]:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
     root = tmp_path_factory.mktemp("hist")
     state, area = plate()
-    (root / "plate_viewer.js").write_text(build_esm())
-    shutil.copy(STATIC / "plate_viewer.css", root / "plate_viewer.css")
     (root / "index.html").write_text(PAGE)
     (root / "spec.json").write_text(json.dumps(state))
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(root)
-    )
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page()
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-        tab.wait_for_function("window.ready === true", timeout=20000)
+    with open_page(root) as (tab, errors):
         yield tab, area, errors
-        browser.close()
-    server.shutdown()
 
 
 def bars(tab) -> list[dict]:

@@ -7,22 +7,16 @@ files, the same packing the tile server sends); ``window.hold`` delays replies.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
+from viewer_page import open_page
 
 from openhcs_nb.jupyter._images import pack_planes
-from openhcs_nb.jupyter.viewer import STATIC, build_esm
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 H, W, TILE, LEVELS = 600, 700, 256, 3
 SHOT = Path(__file__).parents[2] / "docs/images/viewer-zoom.png"
 
@@ -123,30 +117,11 @@ def write_site(root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    if CHROMIUM is None:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api")
     root = tmp_path_factory.mktemp("tiles")
-    (root / "plate_viewer.js").write_text(build_esm())
-    shutil.copy(STATIC / "plate_viewer.css", root / "plate_viewer.css")
     (root / "index.html").write_text(PAGE)
     spec = write_site(root)
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(root)
-    )
-    handler.log_message = lambda *a: None  # type: ignore[method-assign]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1000, "height": 900})
-        errors: list[str] = []
-        tab.on("pageerror", lambda exc: errors.append(str(exc)))
-        tab.goto(f"http://127.0.0.1:{server.server_address[1]}/index.html")
-        tab.wait_for_function("window.ready === true", timeout=20000)
+    with open_page(root, {"width": 1000, "height": 900}) as (tab, errors):
         yield tab, spec, errors
-        browser.close()
-    server.shutdown()
 
 
 def view_state(tab) -> dict:
