@@ -8,16 +8,25 @@ Run: python benchmarks/bench_viewer.py [--size 2048] [--repeats 30] [--inflight 
     requested ``--inflight`` at a time as the viewer does, against reading the
     same regions from the plate in process.
 
-Each prints p50 and p95 in milliseconds over ``--repeats`` and the ratio
-remote / in-process of the p50s. The server's request rate limit is off unless
-``--rate`` is given: at the default 50/s a viewer that pans faster is refused,
-and past the burst of refusals the server stops answering, so a tile then
-waits for the client's timeout (``--rate 50`` shows it).
+(c) "zoom out to a coarse level": the first level-2 tile (256 x 256) of each
+    field of a plate with demo-sized fields (``--coarse-size``, 1024² as the
+    demo plate), served from the level the OME-Zarr plate stores, against the
+    same plate with its stored levels hidden, where the server reads the full
+    plane and block-averages it (then caches it: warm figures are a second ask).
+
+(a) and (b) print p50 and p95 in milliseconds over ``--repeats`` and the
+ratio remote / in-process of the p50s; (c) prints them over the plate's
+fields. The server's command and tile rate limits are off unless ``--rate``
+is given (it sets both ``requests_per_second`` and ``tiles_per_second``): a
+viewer that pans faster than the tile rate gets ``rate_limited`` answers for
+the tiles over it, while its other commands are still served.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
 import socket
 import tempfile
 import time
@@ -39,6 +48,8 @@ VIEWPORT = (768, 1024)  # (height, width) of the viewer's canvas
 TILE = 256
 WELL = "A01"
 PLATE = "viewer.ome.zarr"
+STORED = "coarse.ome.zarr"  # (c): the plate as written, with its stored levels
+COMPUTED = "coarse-level0.ome.zarr"  # (c): the same pixels, level 0 only
 
 
 def timed(action: Callable[[], object], repeats: int) -> tuple[float, float]:
@@ -82,6 +93,7 @@ root = "{tmp / "res"}"
 
 [limits]
 requests_per_second = {rate}
+tiles_per_second = {rate}
 
 [execution]
 workers = 1
@@ -104,10 +116,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--inflight", type=int, default=6)
     parser.add_argument(
+        "--coarse-size", type=int, default=1024, help="field side for (c)"
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=0.0,
-        help="the server's per-user requests/s limit (0 = off, as timed here)",
+        help="the server's per-user requests/s and tiles/s (0 = off, as timed)",
     )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -116,6 +131,7 @@ def main() -> None:
             rows=1, columns=1, fields=1, shape=(args.size, args.size), seed=3
         )
         generate_plate(spec, tmp / "plates" / PLATE, format="ome-zarr")
+        coarse = write_coarse_plates(tmp / "plates", args.coarse_size)
         plate = open_plate(tmp / "plates" / PLATE)
         config = write_config(tmp, args.rate)
         serve = ["--config", str(config), "--log-level", "WARNING"]
@@ -160,7 +176,45 @@ def main() -> None:
                     timed(remote, args.repeats),
                     timed(local, args.repeats),
                 )
+            report_coarse(conn, coarse, name)
             conn.close()
+
+
+def write_coarse_plates(root: Path, size: int) -> list[tuple[str, int]]:
+    """Two copies of one plate: with its stored levels, and with them hidden.
+
+    Returns the ``(well, field)`` pairs of the plate.
+    """
+    spec = SyntheticPlateSpec(
+        rows=1, columns=3, fields=4, shape=(size, size), dtype="uint16", seed=5
+    )
+    generate_plate(spec, root / STORED, format="ome-zarr")
+    shutil.copytree(root / STORED, root / COMPUTED)
+    for attrs in (root / COMPUTED).glob("A/*/*/.zattrs"):
+        doc = json.loads(attrs.read_text())
+        for image in doc["multiscales"]:
+            image["datasets"] = image["datasets"][:1]  # level 0 only
+        attrs.write_text(json.dumps(doc))
+    return [(f"A{c:02d}", f) for c in range(1, 4) for f in range(4)]
+
+
+def report_coarse(conn: object, fields: list[tuple[str, int]], name: str) -> None:
+    """(c): a level-2 tile per field, stored level against computed, cold and warm."""
+    for plate in (STORED, COMPUTED):
+        figures = []
+        for attempt in ("cold", "warm"):
+            times = []
+            for well, site in fields:
+                start = time.perf_counter()
+                conn.tile(plate, well, site, name, 2, 0, 0, TILE)  # type: ignore[attr-defined]
+                times.append((time.perf_counter() - start) * 1000)
+            p50, p95 = np.percentile(times, 50), np.percentile(times, 95)
+            figures.append(f"{attempt} p50 {p50:.2f} ms p95 {p95:.2f} ms")
+        how = "stored level" if plate == STORED else "computed from level 0"
+        print(
+            f"coarse tile, level 2, {how} ({len(fields)} fields): "
+            + " | ".join(figures)
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from openhcs_nb.client import Connection, Execution, RemoteError
+    from collections.abc import Sequence
+
+    from openhcs_nb.client import Connection, Execution, RemoteError, ServerSet
     from openhcs_nb.defaults import (
         cells_pipeline,
         default_pipeline,
@@ -56,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "PlateError": "openhcs_nb.errors",
     "RemoteError": "openhcs_nb.client",
     "Results": "openhcs_nb.results.store",
+    "ServerSet": "openhcs_nb.client",
     "Step": "openhcs_nb.pipeline.model",
     "UnknownPlateError": "openhcs_nb.errors",
     "UnknownWellError": "openhcs_nb.errors",
@@ -63,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "compile_pipeline": "openhcs_nb.execution.compile",
     "default_pipeline": "openhcs_nb.defaults",
     "demo_plate": "openhcs_nb.plates.demo",
+    "function": "openhcs_nb.custom",
     "load_pipeline": "openhcs_nb.loading",
     "nuclei_count_pipeline": "openhcs_nb.defaults",
     "open_plate": "openhcs_nb.plates",
@@ -80,6 +84,7 @@ __all__ = [
     "PlateError",
     "RemoteError",
     "Results",
+    "ServerSet",
     "Step",
     "UnknownPlateError",
     "UnknownWellError",
@@ -88,6 +93,7 @@ __all__ = [
     "connect",
     "default_pipeline",
     "demo_plate",
+    "function",
     "load_ipython_extension",
     "load_pipeline",
     "nuclei_count_pipeline",
@@ -114,11 +120,13 @@ def __dir__() -> list[str]:
 
 
 def connect(
-    address: str | None = None,
-    server_key: str | Path | None = None,
+    address: str | Sequence[str] | None = None,
+    server_key: str | Path | Sequence[str | Path] | None = None,
     **options: Any,
-) -> Connection:
+) -> Connection | ServerSet:
     """Connect to an openhcs server; see :func:`openhcs_nb.client.connect`.
+
+    Several addresses give a :class:`ServerSet` (``docs/several-servers.md``).
 
     Same arguments and errors as the client's ``connect``. In a running
     IPython kernel that has ipywidgets, an :class:`Execution` then displays as

@@ -90,6 +90,11 @@ max_concurrent_executions = {self.max_concurrent}
         self.ready_seconds = server.ready_seconds
         return self
 
+    @property
+    def ready_info(self) -> dict:
+        """What the server wrote to its ready file (ports, results root)."""
+        return self._server.ready_info if self._server else {}
+
     def log(self) -> str:
         """Everything the server printed so far."""
         return self._server.log() if self._server else ""

@@ -13,6 +13,11 @@ callbacks run on one callback thread per connection, in arrival order. See
 from __future__ import annotations
 
 from openhcs_nb.client._connect import connect
+from openhcs_nb.client._server_choice import (
+    ServerExecutionInfo,
+    ServerLoad,
+    ServerUnreachableWarning,
+)
 from openhcs_nb.client._wells import PreviewResult, WellEvent
 from openhcs_nb.client.connection import Connection
 from openhcs_nb.client.errors import (
@@ -39,6 +44,7 @@ from openhcs_nb.client.errors import (
     remote_error,
 )
 from openhcs_nb.client.execution import Execution
+from openhcs_nb.client.server_set import ServerSet
 
 __all__ = [
     "ERROR_CLASSES",
@@ -62,8 +68,12 @@ __all__ = [
     "RemoteUnknownExecution",
     "RemoteUnknownPlate",
     "RemoteUnknownWell",
+    "ServerExecutionInfo",
+    "ServerLoad",
     "ServerLost",
+    "ServerSet",
     "ServerUnavailable",
+    "ServerUnreachableWarning",
     "WellEvent",
     "connect",
     "remote_error",

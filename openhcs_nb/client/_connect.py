@@ -11,19 +11,30 @@ Rules:
 - A server that does not answer fails ``connect`` within ``connect_timeout``
   seconds (3 s, or ``timeout`` when shorter) with one line naming the address
   and what to check, never after the full command timeout.
+- Several addresses (a list, or one string separated by spaces or commas, as
+  in ``$OPENHCS_NB_SERVER``) give a :class:`~openhcs_nb.client.server_set.ServerSet`;
+  the server keys are one for all or one per address, in order
+  (:mod:`~openhcs_nb.client._server_choice`). Those that do not answer are
+  left out with a warning, unless none answers.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from openhcs_nb.client._heartbeat import DEFAULT_INTERVAL, DEFAULT_MISSES
 from openhcs_nb.client._keys import curve_keys
 from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET
+from openhcs_nb.client._server_choice import keys_per_server, split_addresses
 from openhcs_nb.client.connection import Connection
 from openhcs_nb.client.errors import ServerUnavailable
+
+if TYPE_CHECKING:
+    from openhcs_nb.client.server_set import ServerSet
 
 #: Seconds ``connect`` waits for a server to answer at all, by default.
 CONNECT_TIMEOUT = 3.0
@@ -73,8 +84,8 @@ def resolve_target(
 
 
 def connect(
-    address: str | None = None,
-    server_key: str | Path | None = None,
+    address: str | Sequence[str] | None = None,
+    server_key: str | Path | Sequence[str | Path] | None = None,
     *,
     client_keys: tuple[Path, Path] | None = None,
     timeout: float = 10.0,
@@ -83,7 +94,7 @@ def connect(
     preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
     heartbeat_interval: float = DEFAULT_INTERVAL,
     heartbeat_misses: int = DEFAULT_MISSES,
-) -> Connection:
+) -> Connection | ServerSet:
     """Connect to the openhcs server at ``address`` and say Hello.
 
     ``address`` defaults to ``$OPENHCS_NB_SERVER`` (then the keys and OMERO
@@ -100,6 +111,11 @@ def connect(
     ``heartbeat_interval`` seconds; after ``heartbeat_misses`` unanswered
     ones in a row (15 s by default) their handles end as ``"server lost"``.
 
+    Several addresses (a list, or one string of them separated by spaces or
+    commas) return a :class:`~openhcs_nb.client.server_set.ServerSet` with the
+    same methods, which submits to the least-loaded server; ``server_key`` is
+    then one key for all of them or one per address, in order.
+
     Raises
     ------
     ServerUnavailable
@@ -112,7 +128,28 @@ def connect(
     ClientKeyError
         A key or key file cannot be read.
     """
-    target = resolve_target(address, server_key, client_keys, omero_session)
+    if address is not None and not isinstance(address, str):
+        address = " ".join(address)
+    target = resolve_target(address, server_key, client_keys, omero_session)  # type: ignore[arg-type]
+    addresses = split_addresses(target.address)
+    if len(addresses) > 1:
+        from openhcs_nb.client._connect_several import connect_servers
+
+        def connect_one(one: str, key: str | Path | None) -> Connection:
+            return connect(  # type: ignore[return-value]
+                one,
+                key,
+                client_keys=target.client_keys,
+                timeout=timeout,
+                connect_timeout=connect_timeout,
+                omero_session=target.omero_session,
+                preview_budget_bytes=preview_budget_bytes,
+                heartbeat_interval=heartbeat_interval,
+                heartbeat_misses=heartbeat_misses,
+            )
+
+        keys_each = keys_per_server(target.server_key, len(addresses))
+        return connect_servers(addresses, keys_each, connect_one)
     keys = curve_keys(target.server_key, target.client_keys)
     hint = "is it running? (openhcs-server serve --config server.toml)"
     if keys is not None:

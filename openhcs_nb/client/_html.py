@@ -72,10 +72,13 @@ def executions_table(executions: Sequence[ExecutionInfo]) -> str:
     """The user's executions, newest first."""
     if not executions:
         return "<div><i>no executions</i></div>"
+    # Rows from a ServerSet say which server owns them; one server's do not.
+    several = any(getattr(e, "server", "") for e in executions)
     rows = "".join(
         "<tr>"
         f"<td><code>{escape(e.execution_id)}</code></td>"
-        f"<td>{escape(e.plate)}</td><td>{escape(e.label)}</td>"
+        + (f"<td>{escape(getattr(e, 'server', ''))}</td>" if several else "")
+        + f"<td>{escape(e.plate)}</td><td>{escape(e.label)}</td>"
         f"<td>{_state(e.state)}</td>"
         f"<td>{progress_bar(e.done, e.failed, e.total, 120)}</td>"
         f"<td>{e.done}/{e.total} ({e.failed} failed)</td>"
@@ -83,10 +86,8 @@ def executions_table(executions: Sequence[ExecutionInfo]) -> str:
         "</tr>"
         for e in executions
     )
-    head = "".join(
-        f"<th>{h}</th>"
-        for h in ("id", "plate", "label", "state", "", "wells", "submitted")
-    )
+    names = ("id", *(("server",) if several else ()), "plate", "label", "state")
+    head = "".join(f"<th>{h}</th>" for h in (*names, "", "wells", "submitted"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 

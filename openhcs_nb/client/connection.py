@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from openhcs_nb.client import _tiles
+from openhcs_nb.client import _events_relay, _presets, _tiles
 from openhcs_nb.client._commands import (
     PipelineLike,
     client_name,
@@ -65,6 +65,7 @@ from openhcs_nb.protocol import (
     Submit,
     SubmitOptions,
 )
+from openhcs_nb.protocol.messages import ServerStatus, ServerStatusReply
 
 if TYPE_CHECKING:
     from openhcs_nb.client._keys import CurveKeys
@@ -183,6 +184,9 @@ class Connection:
     ) -> Execution:
         """Run ``pipeline`` (a Pipeline or its code) on ``plate``; returns at once.
 
+        ``pipeline="preset:NAME"`` runs the code of a saved preset (fetched
+        now, so the execution records exactly the code that ran).
+
         Raises
         ------
         RemotePipelineCodeError, RemotePipelineError, RemoteCompileError
@@ -192,6 +196,10 @@ class Connection:
         RemoteBusy
             The user's quota is reached; retry later.
         """
+        preset = _presets.preset_name(pipeline)
+        if preset is not None:
+            pipeline = self.preset(preset, timeout=timeout).code
+            label = label or f"{_presets.PRESET_PREFIX}{preset}"
         options = SubmitOptions(
             preview_size=preview_size, priority=priority, label=label
         )
@@ -258,6 +266,10 @@ class Connection:
         """
         message = Status(rid=0, execution_id=execution_id)
         return self._call(message, timeout=timeout).execution
+
+    def server_status(self, *, timeout: float | None = None) -> ServerStatusReply:
+        """The server's load as a whole (totals only) and this user's share."""
+        return self._call(ServerStatus(rid=0), timeout=timeout)
 
     def executions(
         self, include_finished: bool = True, *, timeout: float | None = None
@@ -368,6 +380,12 @@ class Connection:
 
     pyramid = _tiles.plate_pyramid
     tile = _tiles.plate_tile
+    presets = _presets.presets
+    preset = _presets.preset
+    save_preset = _presets.save_preset
+    delete_preset = _presets.delete_preset
+    events = _events_relay.events
+    well_preview = _events_relay.well_preview
 
     # --- display --------------------------------------------------------------
 

@@ -156,6 +156,24 @@ class RemoteSessionInvalid(RemoteNotAuthorized):
     code = "session_invalid"
 
 
+class RemoteFrontendNeedsSession(RemoteNotAuthorized):
+    """A web front-end key did not (or no longer) present a live OMERO session."""
+
+    code = "frontend_needs_session"
+
+
+class RemoteUnknownPreset(RemoteError, LookupError):
+    """No preset of that name is visible to this user."""
+
+    code = "unknown_preset"
+
+
+class RemotePresetExists(RemoteError, ValueError):
+    """A preset of that name exists already; save with ``replace=True``."""
+
+    code = "preset_exists"
+
+
 class RemoteBusy(RemoteError):
     """Quota, rate limit or capacity reached; retry later (``retry_after``)."""
 
@@ -256,7 +274,11 @@ ERROR_CLASSES: dict[str, type[RemoteError]] = {
     "busy": RemoteBusy,
     "storage_error": RemoteStorageError,
     "well_timeout": RemoteWellTimeout,
+    "untrusted_code": RemoteNotAuthorized,
     "internal": RemoteInternalError,
+    "frontend_needs_session": RemoteFrontendNeedsSession,
+    "unknown_preset": RemoteUnknownPreset,
+    "preset_exists": RemotePresetExists,
 }
 
 

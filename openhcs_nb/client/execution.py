@@ -37,7 +37,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from openhcs_nb.client import _tiles
+from openhcs_nb.client import _objects, _tiles
 from openhcs_nb.client._execution_feed import (
     DoneCallback,
     ExecutionFeed,
@@ -223,6 +223,7 @@ class Execution(ExecutionFeed):
 
     pyramid = _tiles.execution_pyramid
     tile = _tiles.execution_tile
+    objects = _objects.execution_objects
 
     # --- future-like ----------------------------------------------------------
 

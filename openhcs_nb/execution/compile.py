@@ -11,8 +11,10 @@ compiling a 384-well plate costs one pass over the steps.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from openhcs_nb.errors import CompileError
+from openhcs_nb.execution.placement import choose_device, keep_on_device, place_calls
 from openhcs_nb.execution.plan import (
     CallPlan,
     ChainPlan,
@@ -34,11 +36,15 @@ def compile_pipeline(
     *,
     device: str = "cpu",
     code: str | None = None,
+    gpu_oom: Literal["cpu", "fail"] = "cpu",
 ) -> ExecutionPlan:
     """Check ``pipeline`` against ``plate`` and resolve it into a plan.
 
     ``wells`` restricts the run (names are checked and canonicalised);
     ``code`` is the pipeline's source if the caller already has it.
+    On a ``"cuda[:N]"`` device, calls with a device twin are placed on it
+    (see :mod:`openhcs_nb.execution.placement`); ``gpu_oom`` says what a
+    well does on a GPU out-of-memory error.
 
     Raises
     ------
@@ -58,6 +64,7 @@ def compile_pipeline(
         if plan.output == "labels":
             labels.append(plan.name)
         steps.append(plan)
+    steps = keep_on_device(steps, len(layout.channels))
     return ExecutionPlan(
         plate_phase=_plate_phase(steps, layout),
         pipeline_name=pipeline.name,
@@ -67,6 +74,7 @@ def compile_pipeline(
         steps=tuple(steps),
         wells=chosen,
         confine=plate.confine,
+        gpu_oom=gpu_oom,
     )
 
 
@@ -196,10 +204,10 @@ def _compile_chain(
                     key=param.name,
                 )
         full = _resolve_labels_refs(step, fn, fn.resolved_kwargs(given), labels)
-        use = device if fn.memory_type == "cupy" else "cpu"
+        use = choose_device(fn, device)
         calls.append(CallPlan(fn, tuple(full.items()), use))
         kind = fn.output
-    return ChainPlan(key, selects, tuple(calls), first.input, kind)
+    return ChainPlan(key, selects, place_calls(calls), first.input, kind)
 
 
 def _plate_phase(

@@ -16,6 +16,7 @@ from openhcs_nb.plates._containment import Confinement
 from openhcs_nb.plates.model import PlateLayout
 
 StepOutput = Literal["image", "labels", "measure"]
+Placement = Literal["cpu", "gpu"]
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,20 @@ class CallPlan:
     function: Function
     kwargs: tuple[tuple[str, Value], ...]
     device: str = "cpu"
+    # Transfers around a device call (see execution/placement.py): copy the
+    # input to the device before it / the output to the host after it.
+    upload: bool = False
+    download: bool = False
 
     @property
     def name(self) -> str:
         """The catalogue name of the function."""
         return self.function.name
+
+    @property
+    def placement(self) -> Placement:
+        """Where the call runs: ``"gpu"`` for a CUDA device, else ``"cpu"``."""
+        return "cpu" if self.device == "cpu" else "gpu"
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,9 @@ class ChainPlan:
     calls: tuple[CallPlan, ...]
     input: Kind
     output: Kind
+    # Channels whose output this chain leaves on the device for the next
+    # step's device call, instead of its last call's download (placement.py).
+    stays: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,8 @@ class ExecutionPlan:
     confine: Confinement | None = None
     # Set when the first step corrects illumination: fitted before the wells.
     plate_phase: IlluminationPhase | None = None
+    # On a GPU out-of-memory error: rerun the well on the CPU, or fail it.
+    gpu_oom: Literal["cpu", "fail"] = "cpu"
 
     @property
     def labels_names(self) -> tuple[str, ...]:

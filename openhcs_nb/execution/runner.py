@@ -7,6 +7,12 @@ array, and writes the result back. A chain that returns a single plane for an
 ``n``-plane group collapses the stacked components (a z projection, a channel
 composite). Chains ending in a mask or labels leave the images untouched and
 store a labels set under the step's name.
+
+On a GPU plan, an image chain whose output ``stays`` on the device (see
+``execution/placement.py``) leaves device planes in ``images``; the
+:class:`Held` record says which, so the next device chain stacks them with
+``xp.stack`` instead of a copy, a CPU reader downloads them first, and
+:func:`run_steps` brings the rest to the host before it returns.
 """
 
 from __future__ import annotations
@@ -19,14 +25,68 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from openhcs_nb.errors import ExecutionError
+from openhcs_nb.execution.placement import run_call
 from openhcs_nb.execution.plan import ChainPlan, ExecutionPlan, StepPlan
-from openhcs_nb.functions import select_impl
 from openhcs_nb.functions._common import named_labels
+from openhcs_nb.functions._xp import ArrayNamespace, cupy_namespace
 from openhcs_nb.plates.model import Plate
 
 Key = tuple[int, int, int, int]  # site, t, channel, z
 LabelKey = tuple[int, int, int]  # site, t, z
 _POS = {"site": 0, "t": 1, "channel": 2, "z": 3}
+
+
+@dataclass
+class Held:
+    """Planes left on the device between steps: each key's stack and index."""
+
+    stacks: dict[int, Any] = field(default_factory=dict)
+    where: dict[Key, tuple[int, int]] = field(default_factory=dict)
+    made: int = 0
+
+    def put(self, keys: list[Key], stack: Any) -> None:
+        """Record that ``keys`` are the planes of the device ``stack``, in order."""
+        self.drop(keys)
+        self.made += 1
+        self.stacks[self.made] = stack
+        self.where |= {key: (self.made, i) for i, key in enumerate(keys)}
+
+    def drop(self, keys: list[Key]) -> None:
+        """Forget ``keys`` (replaced by new planes); unused stacks are freed."""
+        for key in keys:
+            self.where.pop(key, None)
+        used = {sid for sid, _ in self.where.values()}
+        self.stacks = {sid: s for sid, s in self.stacks.items() if sid in used}
+
+    def holds(self, keys: list[Key]) -> bool:
+        """Whether every plane of ``keys`` is on the device."""
+        return bool(keys) and all(key in self.where for key in keys)
+
+    def stack(self, keys: list[Key], xp: Any) -> Any:
+        """The device stack of ``keys``: a kept stack as is, else ``xp.stack``."""
+        spots = [self.where[key] for key in keys]
+        first = self.stacks[spots[0][0]]
+        if spots == [(spots[0][0], i) for i in range(len(first))]:
+            return first
+        return xp.stack([self.stacks[sid][i] for sid, i in spots])
+
+    def fetch(self, keys: list[Key], state: WellState, ns: ArrayNamespace) -> None:
+        """Download the stacks holding any of ``keys``, one copy per stack.
+
+        Every plane of those stacks becomes a host plane in ``state.images``
+        (and in ``state.raw`` where the device plane was a raw one).
+        """
+        wanted = {self.where[key][0] for key in keys if key in self.where}
+        for sid in sorted(wanted):
+            host = ns.to_host(self.stacks[sid])
+            for key, (owner, i) in list(self.where.items()):
+                if owner != sid:
+                    continue
+                if state.raw.get(key) is state.images.get(key):
+                    state.raw[key] = host[i]
+                state.images[key] = host[i]
+                del self.where[key]
+            del self.stacks[sid]
 
 
 @dataclass
@@ -45,6 +105,32 @@ class WellState:
     # The planes as loaded (references, not copies): a final plane that is not
     # one of these objects was made by a step, so only it is stored as derived.
     raw: dict[Key, np.ndarray] = field(default_factory=dict)
+    # The array namespace device calls use; None means CuPy (see placement.py).
+    device: ArrayNamespace | None = None
+    # Image planes a device chain left on the device for a later step.
+    held: Held = field(default_factory=Held)
+
+    def namespace(self) -> ArrayNamespace:
+        """The namespace of the device planes (imports CuPy when unset)."""
+        if self.device is None:
+            self.device = cupy_namespace()
+        return self.device
+
+    def host_planes(self, keys: list[Key]) -> None:
+        """Bring any of ``keys`` left on the device back to the host."""
+        if any(key in self.held.where for key in keys):
+            self.held.fetch(keys, self, self.namespace())
+
+    def stack_for(self, chain: ChainPlan, keys: list[Key]) -> tuple[Any, bool]:
+        """The ``(n, y, x)`` input of ``chain`` for ``keys``, and if on the device.
+
+        A chain starting on the device takes planes held there without a
+        copy; otherwise held planes come to the host first.
+        """
+        if chain.calls[0].device != "cpu" and self.held.holds(keys):
+            return self.held.stack(keys, self.namespace().xp), True
+        self.host_planes(keys)
+        return np.stack([self.images[k] for k in keys]), False
 
     @classmethod
     def load(cls, plate: Plate, well: str, site: int | None = None) -> WellState:
@@ -88,6 +174,7 @@ def run_steps(plan: ExecutionPlan, state: WellState, upto: int | None = None) ->
             _run_on_labels(step, state)
         else:
             _run_on_images(step, state)
+    state.host_planes(list(state.held.where))
 
 
 def _groups(keys: list[Key], variable: tuple[str, ...]) -> Iterator[list[Key]]:
@@ -106,12 +193,16 @@ def _run_chain(
     stack: np.ndarray,
     state: WellState,
     fields: list[LabelKey],
+    *,
+    resident: bool = False,
+    keep: bool = False,
     **extra: Any,
 ) -> tuple[np.ndarray, dict[str, Any]]:
+    """Run ``chain`` on ``stack``; ``resident``/``keep``: see ``run_call``."""
     side: dict[str, Any] = {}
     value = stack
-    for call in chain.calls:
-        impl = select_impl(call.function, call.device)
+    last = len(chain.calls) - 1
+    for i, call in enumerate(chain.calls):
         kwargs = _with_labels(step, call.function, dict(call.kwargs), state, fields)
         if call.function.needs_labels:
             kwargs["labels"] = extra["labels"]
@@ -121,11 +212,20 @@ def _run_chain(
             # None in a preview before the plate's fit: the function then
             # estimates the field's own illumination.
             kwargs["illumination"] = state.flat_fields.get(extra["channel"])
-        out = impl(value, **kwargs)
+        # Device calls keep their output on the device until the plan's
+        # download (placement.py); the chain always ends on the host.
+        out = run_call(
+            call,
+            value,
+            kwargs,
+            state.device,
+            resident=resident and i == 0,
+            keep=keep and i == last,
+        )
         if isinstance(out, tuple):
             out, more = out
             side.update(more)
-        if not isinstance(out, np.ndarray) or out.ndim != 3:
+        if getattr(out, "ndim", None) != 3:
             raise ExecutionError(
                 f"step {step.name!r}: {call.name} returned "
                 f"{getattr(out, 'shape', type(out).__name__)}, expected an (n, y, x) "
@@ -179,29 +279,53 @@ def _run_on_images(step: StepPlan, state: WellState) -> None:
     by = _POS[step.group_by] if step.group_by else None
     new_images: dict[Key, np.ndarray] = {}
     made: dict[LabelKey, np.ndarray] = {}
+    # Planes this step leaves as they are, read at the end: a later group's
+    # download may have replaced a held plane with its host copy meanwhile.
+    unchanged: list[Key] = []
+    order: list[Key] = []
     for members in _groups(list(state.images), step.variable_components):
         chain = step.chain_for(members[0][by]) if by is not None else step.chains[0]
         if chain is None:
-            new_images.update((k, state.images[k]) for k in members)
+            unchanged += members
+            order += members
             continue
-        stack = np.stack([state.images[k] for k in members])
-        fields = _fields_of(members)
-        out, _ = _run_chain(step, chain, stack, state, fields, channel=members[0][2])
+        stack, resident = state.stack_for(chain, members)
+        keep = chain.output == "image" and _stays(chain, members)
+        out, _ = _run_chain(
+            step,
+            chain,
+            stack,
+            state,
+            _fields_of(members),
+            resident=resident,
+            keep=keep,
+            channel=members[0][2],
+        )
         targets = _targets(step, members, len(out))
+        order += targets if chain.output == "image" else members
         if chain.output == "image":
             planes = dict(zip(targets, out, strict=True))  # one view per plane
             new_images.update(planes)
+            state.held.drop(members)
+            if keep:
+                state.held.put(targets, out)
             if _only_plate_phase(chain):
                 # Corrected planes are raw / flat field, both kept (the plate
                 # and illumination.ome.zarr): not derived, so not stored.
                 state.raw.update(planes)
             continue
-        new_images.update((k, state.images[k]) for k in members)
+        unchanged += members
         for key, plane in zip(targets, out, strict=True):
             made[(key[0], key[1], key[3])] = _as_labels(plane)
-    state.images = new_images
+    new_images.update((k, state.images[k]) for k in unchanged)
+    state.images = {k: new_images[k] for k in order}
     if step.output == "labels":
         state.labels[step.name] = made
+
+
+def _stays(chain: ChainPlan, members: list[Key]) -> bool:
+    """Whether the plan keeps this group's output on the device."""
+    return chain.calls[-1].device != "cpu" and all(k[2] in chain.stays for k in members)
 
 
 def _targets(step: StepPlan, members: list[Key], n_out: int) -> list[Key]:
@@ -237,7 +361,7 @@ def _run_measure(step: StepPlan, state: WellState) -> None:
         labels = source.get((site, t, z)) if source is not None else None
         if source is not None and labels is None:
             continue
-        stack = np.stack([state.images[k] for k in members])
+        stack, resident = state.stack_for(step.chains[0], members)
         names = tuple(state.channels[k[2]] for k in members)
         _, side = _run_chain(
             step,
@@ -245,6 +369,8 @@ def _run_measure(step: StepPlan, state: WellState) -> None:
             stack,
             state,
             [(site, t, z)],
+            resident=resident,
+            keep=_stays(step.chains[0], members),
             labels=labels,
             names=names,
         )

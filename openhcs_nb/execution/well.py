@@ -9,6 +9,7 @@ object table and small previews travel back.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -16,13 +17,22 @@ from pathlib import Path
 
 import numpy as np
 
+from openhcs_nb.execution.placement import (
+    estimate_device_bytes,
+    fits_on_device,
+    on_cpu,
+    uses_device,
+)
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.runner import WellState, run_steps
 from openhcs_nb.execution.worker_limits import memory_cap_bytes, memory_message
 from openhcs_nb.functions._aggregate import well_aggregates
 from openhcs_nb.functions._quality import flag_blurred_fields
+from openhcs_nb.functions._xp import ArrayNamespace, cupy_namespace, is_out_of_memory
 from openhcs_nb.plates._containment import Confinement
 from openhcs_nb.plates.model import Plate
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -72,14 +82,32 @@ def run_well(
     out: str | Path | None = None,
     preview_size: int = 0,
     plate: Plate | None = None,
+    device: ArrayNamespace | None = None,
 ) -> WellResult:
-    """Process ``well`` and, when ``out`` is a results store, write its outputs."""
+    """Process ``well`` and, when ``out`` is a results store, write its outputs.
+
+    A plan with GPU calls checks the device's free memory first and handles
+    a GPU out-of-memory error as ``plan.gpu_oom`` says (rerun on the CPU or
+    fail with ``gpu_memory``); the worker lives on either way. ``device`` is
+    the namespace for device calls (None: CuPy).
+    """
     start = time.perf_counter()
+    short_of_memory = ""
     try:
+        if uses_device(plan):
+            device = device if device is not None else cupy_namespace()
+            need, free = estimate_device_bytes(plan), device.free_bytes()
+            if not fits_on_device(free, need):
+                short_of_memory = (
+                    f"needs about {need >> 20} MiB of GPU memory and "
+                    f"{(free or 0) >> 20} MiB are free"
+                )
+                raise _DeviceShort
         source = (
             plate if plate is not None else open_cached(plan.plate_ref, plan.confine)
         )
         state = WellState.load(source, well)
+        state.device = device
         if plan.plate_phase is not None and out is not None:
             from openhcs_nb.execution.plate_phase import load_fit
 
@@ -101,16 +129,53 @@ def run_well(
             outputs = well_outputs(state, objects, paths, field_table=fields)
             ResultsStore(Path(out)).write_well(outputs)
         previews = make_previews(state, preview_size) if preview_size else {}
+    except _DeviceShort:
+        pass
     except MemoryError:
         # Past the worker's RLIMIT_DATA: this well fails, the worker lives on.
         error = WellError("well_memory", memory_message(well, memory_cap_bytes()), "")
         return WellResult(well, error=error, seconds=time.perf_counter() - start)
     except Exception as exc:
-        error = WellError(type(exc).__name__, str(exc), traceback.format_exc())
-        return WellResult(well, error=error, seconds=time.perf_counter() - start)
+        if not (is_out_of_memory(exc) and uses_device(plan)):
+            error = WellError(type(exc).__name__, str(exc), traceback.format_exc())
+            return WellResult(well, error=error, seconds=time.perf_counter() - start)
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        short_of_memory = f"ran out of GPU memory ({type(exc).__name__}: {first})"
+    if short_of_memory:
+        return _after_gpu_memory(
+            plan, well, (out, preview_size, plate), device, short_of_memory, start
+        )
     return WellResult(
         well, summary, objects, previews, seconds=time.perf_counter() - start
     )
+
+
+class _DeviceShort(Exception):
+    """The well's estimate does not fit the GPU's free memory (internal)."""
+
+
+def _after_gpu_memory(
+    plan: ExecutionPlan,
+    well: str,
+    rest: tuple[str | Path | None, int, Plate | None],
+    device: ArrayNamespace | None,
+    why: str,
+    start: float,
+) -> WellResult:
+    """Rerun ``well`` on the CPU, or fail it with ``gpu_memory``, per the plan."""
+    if device is not None:
+        device.release()
+    if plan.gpu_oom == "cpu":
+        _log.warning("well %s %s: running it on the CPU", well, why)
+        result = run_well(on_cpu(plan), well, *rest)
+        result.seconds = time.perf_counter() - start
+        return result
+    message = (
+        f'well {well} {why}; set [execution] gpu_oom = "cpu" to run such '
+        "wells on the CPU"
+    )
+    error = WellError("gpu_memory", message, "")
+    return WellResult(well, error=error, seconds=time.perf_counter() - start)
 
 
 def concat_tables(tables: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -44,6 +44,22 @@ def _resolve(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
+def device_twin(fn: Function) -> Callable[..., Any] | None:
+    """``fn``'s device twin (runs on its input's array namespace), or None."""
+    return None if fn.gpu_impl is None else _resolve(fn.gpu_impl)
+
+
+def device_index(device: str) -> int | None:
+    """``None`` for ``"cpu"``, else the CUDA index of ``"cuda[:N]"``.
+
+    Raises
+    ------
+    PipelineError
+        The device string is neither ``"cpu"`` nor ``"cuda[:N]"``.
+    """
+    return _device_index(device)
+
+
 def _to_host(value: Any, cupy: Any) -> Any:
     """Copy CuPy arrays (also inside tuples and dicts) back to NumPy."""
     if isinstance(value, cupy.ndarray):

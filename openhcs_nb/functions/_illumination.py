@@ -84,4 +84,6 @@ correct_illumination = Function(
     input="image",
     output="image",
     plate_phase="illumination",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:correct_illumination",
 )

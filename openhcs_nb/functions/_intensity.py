@@ -152,6 +152,8 @@ percentile_normalize = Function(
     category="intensity",
     input="image",
     output="image",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:percentile_normalize",
 )
 
 gaussian_blur = Function(

@@ -112,10 +112,6 @@ def _measure_objects(
     names: tuple[str, ...] = (),
 ) -> tuple[np.ndarray, dict[str, Table]]:
     """Measure each labelled object in every plane; the stack passes through."""
-    stack = as_stack(stack, "measure_objects")
-    field_shape = stack.shape[1:]
-    plane_labels = as_labels_plane(labels, field_shape, "measure_objects")
-    columns = _column_names(tuple(names), stack.shape[0])
     groups = FeatureGroups(
         shape=shape,
         intensity=intensity,
@@ -126,7 +122,48 @@ def _measure_objects(
         colocalisation=colocalisation,
         neighbour_distance=neighbour_distance,
     )
-    table = feature_table(stack, plane_labels, columns, groups)
+    table = _table(stack, labels, names, groups, parent, children, None)
+    return stack, {"objects": table}
+
+
+def measure_with(
+    stack: np.ndarray,
+    labels: object,
+    covered: Table | None,
+    *,
+    names: tuple[str, ...] = (),
+    objects: object = None,  # the runner's name for ``labels``; unused
+    parent: object = None,
+    children: object = None,
+    texture_scale: int = 3,
+    neighbour_distance: float = 0.0,
+    **flags: bool,
+) -> Table:
+    """The object table, with ``covered`` columns computed on a device.
+
+    ``covered`` is :func:`~openhcs_nb.functions._device_measure.object_intensity`'s
+    output (or None); the device twin of ``measure_objects`` calls this.
+    """
+    groups = FeatureGroups(
+        texture_scale=texture_scale, neighbour_distance=neighbour_distance, **flags
+    )
+    return _table(stack, labels, names, groups, parent, children, covered)
+
+
+def _table(
+    stack: np.ndarray,
+    labels: object,
+    names: tuple[str, ...],
+    groups: FeatureGroups,
+    parent: object,
+    children: object,
+    covered: Table | None,
+) -> Table:
+    stack = as_stack(stack, "measure_objects")
+    field_shape = stack.shape[1:]
+    plane_labels = as_labels_plane(labels, field_shape, "measure_objects")
+    columns = _column_names(tuple(names), stack.shape[0])
+    table = feature_table(stack, plane_labels, columns, groups, covered)
     parents = _plane(parent, "parent", field_shape)
     kids = _plane(children, "children", field_shape)
     table |= relationships(
@@ -134,7 +171,7 @@ def _measure_objects(
         None if parents is None else (_ref_name(parent, "parent"), parents),
         None if kids is None else (_ref_name(children, "children"), kids),
     )
-    return stack, {"objects": table}
+    return table
 
 
 def _ref_name(value: object, fallback: str) -> str:
@@ -161,4 +198,5 @@ measure_objects = Function(
     side_outputs=("objects",),
     needs_labels=True,
     needs_context=True,
+    gpu_impl="openhcs_nb.functions._gpu:measure_objects",
 )

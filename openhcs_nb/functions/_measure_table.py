@@ -15,6 +15,7 @@ from itertools import combinations
 
 import numpy as np
 
+from openhcs_nb.functions._device_measure import DEVICE_INTENSITY
 from openhcs_nb.functions._features_coloc import colocalisation
 from openhcs_nb.functions._features_intensity import intensity_features
 from openhcs_nb.functions._features_neighbours import neighbour_features
@@ -27,6 +28,18 @@ from openhcs_nb.functions._features_texture import (
 from openhcs_nb.functions._relate import children_count, parent_of
 
 Table = dict[str, np.ndarray]
+#: The column order of ``intensity_features``, kept by the device path.
+INTENSITY_ORDER = (
+    "label",
+    "intensity_mean",
+    "intensity_median",
+    "intensity_std",
+    "intensity_min",
+    "intensity_max",
+    "intensity_integrated",
+    "intensity_edge_mean",
+    "mass_displacement",
+)
 
 
 @dataclass(frozen=True)
@@ -52,25 +65,34 @@ def feature_table(
     labels: np.ndarray,
     names: tuple[str, ...],
     groups: FeatureGroups,
+    covered: Table | None = None,
 ) -> Table:
     """Every asked-for feature of every object in ``labels``, one row each.
 
     ``stack`` holds one plane per channel of the field, named by ``names``.
+    ``covered``: area, centroids and per-channel intensity sums already
+    computed on a device (``_device_measure.object_intensity``); those
+    columns are taken from it instead of being computed here.
     """
     present = present_labels(labels)
     table: Table = {"label": present.astype(np.int32)}
-    shape = shape_features(labels)
     if groups.shape:
+        shape = shape_features(labels)
         table |= {k: v for k, v in shape.items() if k != "label"}
     else:  # positions are always wanted: the viewer and OMERO ROIs use them
+        where = covered if covered is not None else shape_features(labels)
         for key in ("area", "centroid_y", "centroid_x"):
-            table[key] = shape[key]
+            table[key] = where[key]
     table["area"] = np.asarray(table["area"]).astype(np.int64)  # a pixel count
     if groups.neighbour_distance > 0:
         near = neighbour_features(labels, distance=groups.neighbour_distance)
         table |= {k: v for k, v in near.items() if k != "label"}
-    for name, plane in zip(names, stack, strict=True):
-        if groups.intensity:
+    for channel, (name, plane) in enumerate(zip(names, stack, strict=True)):
+        if covered is not None:
+            table |= _suffixed(
+                _on_device(covered, channel, labels, plane, groups), name
+            )
+        elif groups.intensity:
             table |= _suffixed(intensity_features(labels, plane), name)
         else:
             mean = intensity_features(labels, plane)["intensity_mean"]
@@ -86,6 +108,24 @@ def feature_table(
         for (na, a), (nb, b) in combinations(zip(names, stack, strict=True), 2):
             table |= _suffixed(colocalisation(labels, a, b), f"{na}_{nb}")
     return table
+
+
+def _on_device(
+    covered: Table,
+    channel: int,
+    labels: np.ndarray,
+    plane: np.ndarray,
+    groups: FeatureGroups,
+) -> Table:
+    """One channel's intensity columns from the device sums, in the CPU's order."""
+    from openhcs_nb.functions._device_measure import host_intensity
+
+    sums = {key: covered[key][channel] for key in DEVICE_INTENSITY}
+    if not groups.intensity:
+        return {"label": covered["label"], "intensity_mean": sums["intensity_mean"]}
+    rest = host_intensity(labels, plane)
+    columns = {"label": covered["label"], **sums, **rest}
+    return {key: columns[key] for key in INTENSITY_ORDER}
 
 
 def relationships(

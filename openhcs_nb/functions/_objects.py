@@ -90,6 +90,8 @@ remove_small_objects = Function(
     category="objects",
     input="labels",
     output="labels",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:remove_small_objects",
 )
 
 expand_labels = Function(

@@ -76,6 +76,8 @@ project_z = Function(
     category="projection",
     input="image",
     output="image",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:project_z",
 )
 
 composite_channels = Function(
@@ -86,4 +88,6 @@ composite_channels = Function(
     category="projection",
     input="image",
     output="image",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:composite_channels",
 )

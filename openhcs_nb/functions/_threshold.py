@@ -138,6 +138,8 @@ threshold_otsu = Function(
     category="segmentation",
     input="image",
     output="mask",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:threshold_otsu",
 )
 
 threshold_li = Function(
@@ -148,6 +150,8 @@ threshold_li = Function(
     category="segmentation",
     input="image",
     output="mask",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:threshold_li",
 )
 
 threshold_manual = Function(
@@ -158,4 +162,6 @@ threshold_manual = Function(
     category="segmentation",
     input="image",
     output="mask",
+    memory_type="cupy",
+    gpu_impl="openhcs_nb.functions._gpu:threshold_manual",
 )

@@ -7,10 +7,12 @@ from pathlib import Path
 STATIC = Path(__file__).parent / "static"
 #: The viewer's JS, in load order; see :func:`build_esm`.
 ESM_PARTS = (
+    "object_inspect.js",
     "well_view.js",
     "colors.js",
     "sources.js",
     "histogram.js",
+    "feature_plot.js",
     "plate_map.js",
     "plate_viewer.js",
 )

@@ -59,6 +59,11 @@ class Fetched:
 
 
 @dataclass(frozen=True)
+class Ready:
+    """A view of the widget opened: send it every well (``_viewer_wells``)."""
+
+
+@dataclass(frozen=True)
 class TileReply:
     """A tile server's answer, sent to the page by the writer (kernel loop)."""
 

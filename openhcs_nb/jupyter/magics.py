@@ -53,12 +53,14 @@ class OpenHCSMagics(Magics):
     @magic_arguments()
     @argument(
         "address",
-        nargs="?",
-        help="tcp://host:port of the server (default: $OPENHCS_NB_SERVER)",
+        nargs="*",
+        help="tcp://host:port of the server, or several: runs go to the least "
+        "loaded (default: $OPENHCS_NB_SERVER)",
     )
     @argument(
         "--server-key",
-        help="the server's public key file (default: $OPENHCS_NB_SERVER_KEY)",
+        help="the server's public key file, or one per server, comma separated "
+        "(default: $OPENHCS_NB_SERVER_KEY)",
     )
     @argument(
         "--client-key",
@@ -72,7 +74,9 @@ class OpenHCSMagics(Magics):
 
         On JupyterHub the facility sets OPENHCS_NB_SERVER, OPENHCS_NB_SERVER_KEY
         and OPENHCS_NB_CLIENT_KEY, so a bare ``%openhcs_connect`` is enough;
-        ``OMERO_SESSION_KEY`` is sent too when set.
+        ``OMERO_SESSION_KEY`` is sent too when set. Several addresses (or
+        several in OPENHCS_NB_SERVER) connect to all of those servers; each
+        run then goes to the least loaded (docs/several-servers.md).
         """
         args = parse_args(self.openhcs_connect, line)
         from openhcs_nb.client import connect
@@ -102,7 +106,8 @@ class OpenHCSMagics(Magics):
                 omero_session=env.get("OMERO_SESSION_KEY"),
             )
         except OSError as exc:
-            raise UsageError(f"cannot connect to {address}: {exc}") from None
+            where = address if isinstance(address, str) else " ".join(address)
+            raise UsageError(f"cannot connect to {where}: {exc}") from None
         return self.connection
 
     @line_magic
@@ -163,11 +168,15 @@ class OpenHCSMagics(Magics):
     @line_magic
     def openhcs_step(self, line: str) -> Any:
         """Append a step to a pipeline, or replace the step of the same name."""
+        from openhcs_nb.custom import CustomFunction
         from openhcs_nb.functions import builtin_catalogue
         from openhcs_nb.pipeline import Pipeline, Step
 
         args = parse_args(self.openhcs_step, line)
-        catalogue = builtin_catalogue()
+        catalogue = dict(builtin_catalogue())
+        own = self.shell.user_ns.get(args.function)
+        if isinstance(own, CustomFunction):  # an @openhcs_nb.function of the notebook
+            catalogue[args.function] = own
         if args.function not in catalogue:
             known = ", ".join(sorted(catalogue))
             raise UsageError(f"unknown function {args.function!r}; known: {known}")
@@ -217,7 +226,8 @@ class OpenHCSMagics(Magics):
     @argument(
         "options",
         nargs="*",
-        help="plate=<id|path|demo> pipeline=<var> viewer=inline|napari|none "
+        help="plate=<id|path|demo> pipeline=<var|preset:NAME> "
+        "viewer=inline|napari|none "
         "wells=A01:B12",
     )
     @argument("--out", default="_openhcs", help="variable that receives the execution")
@@ -234,18 +244,35 @@ class OpenHCSMagics(Magics):
         if not plate:
             raise UsageError("which plate? give plate=<id|path|demo>")
         viewer = _viewer(str(opts.get("viewer", "inline")))
-        pipeline = self._pipeline(opts.get("pipeline"))
+        pipeline, sent = self._run_pipeline(conn, opts.get("pipeline"))
         info = self._plate_info(conn, plate)
         wells = well_range(str(opts["wells"]), info.wells) if "wells" in opts else None
         if not measures(pipeline):
             print(NO_MEASUREMENTS, file=sys.stderr)
-        run = conn.submit(pipeline, plate, wells)
+        label = str(opts["pipeline"]) if sent is not pipeline else ""
+        run = conn.submit(sent, plate, wells, label=label)
         self.plate, self.last_run = plate, run
         self.shell.user_ns[args.out] = run
         from openhcs_nb.jupyter.viewer import preview_fetcher
 
         self._show(run, info, viewer, preview_fetcher(conn, pipeline, plate))
         return None
+
+    def _run_pipeline(self, conn: Any, name: str | None) -> tuple[Any, Any]:
+        """``(Pipeline, what to submit)``: a variable's, or a preset's exact code."""
+        if not (name or "").startswith("preset:"):
+            pipeline = self._pipeline(name)
+            return pipeline, pipeline
+        from openhcs_nb.client.errors import RemoteError
+        from openhcs_nb.loading import load_pipeline
+
+        if not hasattr(conn, "preset"):
+            raise UsageError("presets live on one server: %openhcs_connect to it alone")
+        try:
+            code = conn.preset(str(name).removeprefix("preset:").strip()).code
+        except RemoteError as exc:
+            raise UsageError(exc.message) from None
+        return load_pipeline(code), code
 
     def _plate_info(self, conn: Any, plate: str) -> Any:
         from openhcs_nb.client import RemoteUnknownPlate
@@ -351,9 +378,9 @@ class OpenHCSMagics(Magics):
         try:
             run = conn.attach(args.execution_id)
         except RemoteUnknownExecution:
-            raise UsageError(
-                f"no execution {args.execution_id!r} on this server"
-            ) from None
+            where = getattr(conn, "addresses", None)
+            place = f"any of {', '.join(where)}" if where else "this server"
+            raise UsageError(f"no execution {args.execution_id!r} on {place}") from None
         self.last_run = run
         self.shell.user_ns[args.out] = run
         from openhcs_nb.jupyter.viewer import full_resolution_fetcher

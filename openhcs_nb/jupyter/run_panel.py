@@ -17,11 +17,14 @@ change send nothing.
 from __future__ import annotations
 
 import html
+import ipaddress
+import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import ipywidgets as widgets
 
@@ -71,7 +74,9 @@ class RunPanel(widgets.VBox):
         loop: Any | None = None,
         clock: Callable[[], float] = time.monotonic,
         tick: float | None = 1.0,
+        dashboard_url: str | None = None,
     ) -> None:
+        """``dashboard_url`` defaults to the Dask dashboard the server announced."""
         self.execution = execution
         self._clock = clock
         self._finished_at: list[float] = []
@@ -83,6 +88,12 @@ class RunPanel(widgets.VBox):
         )
         self.cancel_button.on_click(self._on_cancel)
         self.failures = widgets.Accordion()
+        href = dashboard_href(dashboard_url or _announced_dashboard(execution))
+        self.dashboard = widgets.HTML(
+            f'<a href="{html.escape(href)}" target="_blank">Dask dashboard</a>'
+            if href
+            else ""
+        )
         self._done: set[str] = set()
         self._failed: dict[str, tuple[str, str]] = {}
         self._state = str(getattr(execution, "state", "running"))
@@ -94,6 +105,7 @@ class RunPanel(widgets.VBox):
             [
                 self.title,
                 widgets.HBox([self.bar, self.counts, self.cancel_button]),
+                self.dashboard,
                 self.failures,
             ]
         )
@@ -268,3 +280,37 @@ class RunPanel(widgets.VBox):
     def _live_error(self) -> str | None:
         error = getattr(self.execution, "error", None)
         return None if error is None else str(error)
+
+
+def dashboard_href(url: str | None, env: Mapping[str, str] = os.environ) -> str | None:
+    """The Dask dashboard link as this notebook's browser can open it.
+
+    Behind JupyterHub (``JUPYTERHUB_SERVICE_PREFIX`` set) the browser reaches
+    the kernel's machine only through jupyter-server-proxy, so a dashboard on
+    loopback becomes ``<prefix>proxy/<port><path>`` and one on another host
+    ``<prefix>proxy/<host>:<port><path>`` (that host must be in the proxy's
+    ``host_allowlist``). Without JupyterHub the link is the server's own.
+    """
+    if not url:
+        return None
+    prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
+    parts = urlsplit(url)
+    if not prefix or parts.port is None or parts.hostname is None:
+        return url
+    host = parts.hostname
+    try:
+        local = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        local = False
+    target = str(parts.port) if local else f"{host}:{parts.port}"
+    return f"{prefix.rstrip('/')}/proxy/{target}{parts.path or '/'}"
+
+
+def _announced_dashboard(execution: Any) -> str | None:
+    """The dashboard in the HelloReply of the execution's connection, if any."""
+    connection = getattr(execution, "connection", None) or getattr(
+        execution, "_connection", None
+    )
+    info = getattr(connection, "server_info", None)
+    url = getattr(info, "dashboard_url", None)
+    return url if isinstance(url, str) else None

@@ -23,6 +23,11 @@ Where images come from is pluggable and separate from the transport:
   is loading: a server preview can wait behind the run's own wells, and a
   well must not sit black meanwhile.
 
+Per-well state (``status``, ``values``, ``errors``) is readable here but
+not widget state: each batch sends the page only the wells that changed, and
+a view that opens says "ready" and gets all of them (``_viewer_wells``).
+How the selected well's images are shown is in ``_viewer_show``.
+
 A well's status and the run's state are read from the followed execution on
 every batch (``well_state``, ``state``), the same source the run panel reads,
 so the two never disagree; ``WellStarted`` marks a well running.
@@ -40,8 +45,7 @@ after construction.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import anywidget
@@ -49,12 +53,10 @@ import numpy as np
 import traitlets
 
 from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET, PreviewCache
-from openhcs_nb.jupyter._images import pack_planes
 from openhcs_nb.jupyter._viewer_esm import STATIC, build_esm
 from openhcs_nb.jupyter._viewer_fetchers import (
     FetchWell,
     execution_fetcher,
-    fetch_error,
     full_resolution_fetcher,
     preview_fetcher,
 )
@@ -62,20 +64,22 @@ from openhcs_nb.jupyter._viewer_items import (
     Fetched,
     Load,
     Queued,
+    Ready,
     RunState,
     Started,
     TileReply,
 )
+from openhcs_nb.jupyter._viewer_objects import FetchObjects, ObjectServer
+from openhcs_nb.jupyter._viewer_show import ImageDisplay, Refetch
 from openhcs_nb.jupyter._viewer_state import (
     FINISHED,
-    channel_settings,
     clean_summary,
     ex_error,
-    grown_layout,
     run_state_text,
     settle_unfinished,
 )
 from openhcs_nb.jupyter._viewer_tiles import TileServer, TileSource, tile_source_of
+from openhcs_nb.jupyter._viewer_wells import KEYS, READY, delta, snapshot
 from openhcs_nb.jupyter._writer import DEFAULT_INTERVAL, CoalescingWriter
 
 __all__ = [
@@ -87,11 +91,8 @@ __all__ = [
     "preview_fetcher",
 ]
 
-#: Fetches a finished well's streamed previews again (``Execution.previews``).
-Refetch = Callable[[str], Mapping[str, np.ndarray]]
 
-
-class PlateViewer(anywidget.AnyWidget):
+class PlateViewer(ImageDisplay, anywidget.AnyWidget):
     """Plate map coloured by status or a measurement, plus the selected well.
 
     Build it with a plate layout (``Connection.plate_info(plate)``, a
@@ -108,11 +109,15 @@ class PlateViewer(anywidget.AnyWidget):
     columns = traitlets.List(traitlets.Int()).tag(sync=True)
     wells = traitlets.List(traitlets.Unicode()).tag(sync=True)
     fields = traitlets.Int(1).tag(sync=True)
-    status = traitlets.Dict().tag(sync=True)
-    errors = traitlets.Dict().tag(sync=True)
-    values = traitlets.Dict().tag(sync=True)
+    # Per-well state, readable and observable here but not synced: the page
+    # gets per-batch deltas and a snapshot when a view opens (_viewer_wells).
+    status = traitlets.Dict()
+    errors = traitlets.Dict()
+    values = traitlets.Dict()
     measurement = traitlets.Unicode("status").tag(sync=True)
     measurements = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    plot_x = traitlets.Unicode("").tag(sync=True)  # scatter axes; "": the first
+    plot_y = traitlets.Unicode("").tag(sync=True)  # two measurements
     selected_well = traitlets.Unicode("").tag(sync=True)
     field = traitlets.Int(0).tag(sync=True)
     channels = traitlets.List(traitlets.Dict()).tag(sync=True)
@@ -133,6 +138,7 @@ class PlateViewer(anywidget.AnyWidget):
         loop: Any | None = None,
         preview_budget_bytes: int = DEFAULT_PREVIEW_BUDGET,
         tiles: TileSource | None = None,
+        objects: FetchObjects | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(_esm=build_esm(), **kwargs)
@@ -151,6 +157,10 @@ class PlateViewer(anywidget.AnyWidget):
         if plate is not None:
             self.set_plate(plate)
         self.observe(self._on_selection, names=["selected_well", "field"])
+        # objects(well, field) -> rows for inspection; else a followed run's
+        self._objects = ObjectServer(
+            objects, lambda c, b: self._writer.put(TileReply(c, b))
+        )
         self.on_msg(self._on_msg)
         if tiles is not None:
             self.serve_tiles(tiles)
@@ -187,6 +197,7 @@ class PlateViewer(anywidget.AnyWidget):
         ``fetch_well`` was given).
         """
         self._execution = execution
+        self._objects.follow(execution)  # execution.objects, for inspection
         source = tile_source_of(execution)
         if self._tiles is None and source is not None:
             self.serve_tiles(source)
@@ -225,11 +236,19 @@ class PlateViewer(anywidget.AnyWidget):
         self._writer.close()
         if self._tiles is not None:
             self._tiles.close()
+        self._objects.close()
         super().close()
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
-        """A custom message from the page (tile requests; see ``_viewer_tiles``)."""
+        """A custom message from the page: a view is ready, or tile requests."""
         if not isinstance(content, dict):
+            return
+        kind = content.get("type")
+        if kind == READY:  # a new view: it needs every well (_viewer_wells)
+            self._writer.put(Ready())
+            return
+        # (Other page requests are routed here by their "type".)
+        if self._objects.handle(content):  # object inspection (_viewer_objects)
             return
         if self._tiles is not None:
             self._tiles.handle(content)
@@ -252,28 +271,6 @@ class PlateViewer(anywidget.AnyWidget):
         if fetch is not None:
             self._start_fetch(request, well, field, fetch, keep=False)
 
-    def _start_fetch(
-        self, request: int, well: str, field: int, fetch: FetchWell, *, keep: bool
-    ) -> None:
-        """Run ``fetch(well, field)`` off the kernel's thread; the writer shows it."""
-        threading.Thread(
-            target=self._fetch,
-            args=(request, well, field, fetch, keep),
-            name=f"openhcs-viewer-fetch {well}",
-            daemon=True,
-        ).start()
-
-    def _fetch(
-        self, request: int, well: str, field: int, fetch: FetchWell, keep: bool
-    ) -> None:
-        try:
-            images = dict(fetch(well, field))
-        except Exception as exc:
-            error = fetch_error(exc)
-            self._writer.put(Fetched(request, well, field, None, error))
-            return
-        self._writer.put(Fetched(request, well, field, images, None, keep))
-
     def _apply(self, items: list[Any]) -> None:
         """Apply one batch: one trait assignment per changed trait."""
         status = dict(self.status)
@@ -284,7 +281,7 @@ class PlateViewer(anywidget.AnyWidget):
         shown: Fetched | None = None
         load: Load | None = None
         run_state = self.run_state
-        ended = False
+        ended = ready = False
         for item in items:
             if isinstance(item, Queued):
                 for well in item.wells:
@@ -300,6 +297,8 @@ class PlateViewer(anywidget.AnyWidget):
                     load = item
             elif isinstance(item, TileReply):
                 self.send(item.content, item.buffers)
+            elif isinstance(item, Ready):
+                ready = True
             elif isinstance(item, Fetched):
                 if item.request == -1 or item.keep:
                     self._keep(item.well, item.images or {})
@@ -329,6 +328,8 @@ class PlateViewer(anywidget.AnyWidget):
                 settle_unfinished(status, self._execution)
         with self.hold_sync():
             self._grow_layout(status)
+            after = {"status": status, "values": values, "errors": errors}
+            change = snapshot(after) if ready else delta(self._well_state(), after)
             self.status = status
             self.values = values
             self.errors = errors
@@ -343,81 +344,16 @@ class PlateViewer(anywidget.AnyWidget):
                     self._show_local(self.selected_well, self.field)
                 elif status.get(self.selected_well) == "done":
                     self._on_selection(None)
+        if change is not None:
+            self.send(change)
         if not self.selected_well and first_with_images:
             # The first well to finish, unless a long batch already dropped it.
             kept = first_with_images in self._previews
             self.selected_well = first_with_images if kept else last_with_images
 
+    def _well_state(self) -> dict[str, Mapping[str, Any]]:
+        return {key: getattr(self, key) for key in KEYS}
+
     def _execution_ended(self) -> bool:
         done = getattr(self._execution, "done", None)
         return bool(done()) if callable(done) else True
-
-    def _show_fetched(self, item: Fetched) -> None:
-        if item.request == -1 and item.well != self.selected_well:
-            self.selected_well = item.well  # _Load queued; it shows the same images
-            return
-        if item.error is not None:
-            self._show_images(item.well, item.field, {})
-            self.message = f"{item.well} field {item.field}: {item.error}"
-            return
-        self._show_images(item.well, item.field, item.images or {})
-        if not item.images:
-            self.message = f"no images for {item.well} field {item.field}"
-
-    def _keep(self, well: str, images: Mapping[str, np.ndarray]) -> None:
-        """Keep ``images`` as ``well``'s previews, within the byte budget."""
-        if images:
-            self._streamed.add(well)
-        self._previews.put(well, images)
-
-    def _show_local(self, well: str, field: int, *, loading: bool = False) -> None:
-        """Show the streamed previews of ``well`` (field 0 only), or say why not."""
-        images = self._previews.get(well) or {}
-        if loading:  # a fetch of this very field will follow
-            self._show_images(well, field, images if field == 0 else {})
-            if not images or field != 0:
-                self.message = f"loading {well} field {field}…"
-            return
-        if not images and well in self._streamed:
-            self._show_dropped(well, field)
-            return
-        self._show_images(well, field, images)
-        if not images:
-            why = self.errors.get(well) or f"no images for {well} yet"
-            self.message = f"{well} failed: {why}" if well in self.errors else why
-        elif field != 0:
-            self.message = f"{well} field {field}: only field 0 was sent to this viewer"
-
-    def _show_dropped(self, well: str, field: int) -> None:
-        """A well whose previews were not kept: load them again, or say so."""
-        self._show_images(well, field, {})
-        if self._refetch is None:
-            self.message = (
-                f"{well}: its preview was not kept in memory (newer wells "
-                "filled the preview budget)"
-            )
-            return
-        refetch = self._refetch
-        self.message = f"{well}: loading its preview (it was not kept in memory)…"
-        self._start_fetch(
-            self._request, well, field, lambda w, _field: refetch(w), keep=True
-        )
-
-    def _show_images(
-        self, well: str, field: int, images: Mapping[str, np.ndarray]
-    ) -> None:
-        data, meta = pack_planes(images) if images else (b"", {"planes": []})
-        # ``serial`` makes every new image a change of image_meta, so the page
-        # redraws even when only the bytes differ (a refetch of the same field).
-        self._serial += 1
-        meta = {**meta, "well": well, "field": field, "serial": self._serial}
-        self.channels = channel_settings(self.channels, data, meta)
-        self.image_meta = meta
-        self.image_data = data
-        self.message = ""
-
-    def _grow_layout(self, status: Mapping[str, str]) -> None:
-        """Add rows and columns for wells outside the layout (no layout given)."""
-        grown = grown_layout(self.rows, self.columns, self.wells, status)
-        if grown is not None:
-            self.rows, self.columns, self.wells = grown

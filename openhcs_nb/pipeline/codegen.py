@@ -27,12 +27,14 @@ pipeline built in Python beyond them generates code the loader refuses.
 
 from __future__ import annotations
 
+import ast
 import keyword
 import math
 import re
 import unicodedata
 from dataclasses import dataclass
 
+from openhcs_nb.custom._model import CustomFunction
 from openhcs_nb.errors import PipelineError
 from openhcs_nb.pipeline.catalogue import Function
 from openhcs_nb.pipeline.model import Call, Chain, Pipeline, Step
@@ -40,6 +42,7 @@ from openhcs_nb.pipeline.model import Call, Chain, Pipeline, Step
 LINE_LENGTH = 88
 _INDENT = 4
 _RESERVED = frozenset({"Pipeline", "Step"})
+_IMPORTS = ("import ", "from ")
 
 
 @dataclass(frozen=True)
@@ -67,15 +70,65 @@ def pipeline_to_code(p: Pipeline) -> str:
     names = sorted({fn.name for step in p.steps for fn in step.functions()})
     for name in names:
         _check_identifier(name)
+    custom = _custom_functions(p)
+    names = [n for n in names if n not in custom]
     classes = ["Pipeline", "Step"] if p.steps else ["Pipeline"]
-    lines = [_import_line("openhcs_nb", classes)]
+    lines = [_import_line("openhcs_nb", classes + (["function"] if custom else []))]
     if names:
         lines.append(_import_line("openhcs_nb.functions", names))
     lines.append("")
+    if custom:
+        lines += _custom_blocks(list(custom.values()))
     steps = _list([_step_doc(s) for s in p.steps])
     doc = _call("Pipeline", [("name", _literal(p.name)), ("steps", steps)])
     _render(doc, 0, "pipeline = ", "", lines)
     return "\n".join(lines) + "\n"
+
+
+def _custom_functions(p: Pipeline) -> dict[str, CustomFunction]:
+    """The pipeline's own functions by name, in order of first use."""
+    found: dict[str, CustomFunction] = {}
+    for step in p.steps:
+        for fn in step.functions():
+            if not isinstance(fn, CustomFunction):
+                continue
+            if found.setdefault(fn.name, fn) != fn:
+                raise PipelineError(
+                    f"two different functions are both called {fn.name}", field="func"
+                )
+    return found
+
+
+def _custom_blocks(functions: list[CustomFunction]) -> list[str]:
+    """Their imports (merged, sorted) and each ``@function`` def, as ruff spaces them.
+
+    Raises
+    ------
+    PipelineError
+        Two functions bind one name to different imports.
+    """
+    lines = {line for fn in functions for line in fn.imports}
+    # Imports first, then the constants the functions read (NAME = literal).
+    imports = sorted(lines, key=lambda line: (not line.startswith(_IMPORTS), line))
+    bound: dict[str, str] = {}
+    for line in imports:
+        stmt = ast.parse(line).body[0]
+        names = (
+            [a.asname or a.name.split(".")[0] for a in stmt.names]
+            if isinstance(stmt, ast.Import | ast.ImportFrom)
+            else [t.id for t in stmt.targets if isinstance(t, ast.Name)]  # type: ignore[attr-defined]
+        )
+        for name in names:
+            if bound.setdefault(name, line) != line:
+                raise PipelineError(
+                    f"custom functions import {name!r} differently "
+                    f"({bound[name]!r} and {line!r})",
+                    field="func",
+                )
+    out = [*imports, ""] if imports else []
+    for fn in functions:
+        out += ["", fn.decorator(), *fn.source.splitlines(), "", ""]
+    return out
 
 
 def step_to_code(step: Step) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 
+from openhcs_nb.custom._read import CustomReader, ImplFor, declares_custom, shipped
 from openhcs_nb.errors import PipelineError
 from openhcs_nb.pipeline._ast_reader import (
     MAX_STEPS,
@@ -36,14 +37,18 @@ from openhcs_nb.pipeline.model import Pipeline, Step
 _STEP_ARGS = ("func", "name", "variable_components", "group_by")
 
 
-def load_pipeline(code: str, catalogue: Catalogue) -> Pipeline:
+def load_pipeline(
+    code: str, catalogue: Catalogue, *, impl_for: ImplFor | None = None
+) -> Pipeline:
     """Read pipeline code (or an OpenHCS script) into a :class:`Pipeline`.
 
     ``catalogue`` lists the functions the code may import. It has no default
     here because ``pipeline`` never imports ``functions``;
     :func:`openhcs_nb.load_pipeline` defaults it to the built-in catalogue.
     Errors carry 1-based ``line`` and ``col`` (characters, as editors count
-    them).
+    them). Own functions (``@function`` defs) are read without running them;
+    ``impl_for(module_code, name)`` gives each its implementation (default:
+    :class:`~openhcs_nb.custom.ShippedSource`, which refuses to run).
 
     Raises
     ------
@@ -57,7 +62,7 @@ def load_pipeline(code: str, catalogue: Catalogue) -> Pipeline:
         from openhcs_nb.pipeline._openhcs_compat import read_openhcs_module
 
         return read_openhcs_module(source, tree, catalogue)
-    return _read_module(source, tree, catalogue)
+    return _read_module(source, tree, catalogue, impl_for)
 
 
 def load_openhcs_script(
@@ -91,14 +96,30 @@ def is_openhcs_script(tree: ast.Module) -> bool:
     )
 
 
-def _read_module(source: Source, tree: ast.Module, catalogue: Catalogue) -> Pipeline:
+def _read_module(
+    source: Source,
+    tree: ast.Module,
+    catalogue: Catalogue,
+    impl_for: ImplFor | None = None,
+) -> Pipeline:
     reader = Reader(source, {})
+    # Own functions (``@function`` defs) are read, never run: see custom/_read.
+    custom = (
+        CustomReader(source.code, source.refuse, impl_for or shipped)
+        if declares_custom(tree)
+        else None
+    )
     found: tuple[Pipeline, int] | None = None
     for index, stmt in enumerate(tree.body):
         if index == 0 and is_docstring(stmt):
             continue
+        if custom is not None and custom.claims(stmt):
+            fn = custom.take(stmt)
+            if fn is not None:
+                reader.names[fn.name] = fn
+            continue
         if isinstance(stmt, ast.ImportFrom):
-            _bind_import(reader, stmt, catalogue)
+            _bind_import(reader, stmt, catalogue, custom is not None)
         elif isinstance(stmt, ast.Assign):
             assigned_name(reader, stmt)
             if found is not None:
@@ -131,7 +152,12 @@ def _read_assignment(reader: Reader, stmt: ast.Assign) -> Pipeline:
     return value
 
 
-def _bind_import(reader: Reader, stmt: ast.ImportFrom, catalogue: Catalogue) -> None:
+def _bind_import(
+    reader: Reader,
+    stmt: ast.ImportFrom,
+    catalogue: Catalogue,
+    declares_custom_import: bool = False,
+) -> None:
     if stmt.level:
         reader.refuse(stmt, "relative imports are not allowed")
     module = stmt.module
@@ -151,6 +177,8 @@ def _bind_import(reader: Reader, stmt: ast.ImportFrom, catalogue: Catalogue) -> 
                 f"import aliases are not allowed ({alias.name} as {alias.asname})",
             )
         if module == "openhcs_nb":
+            if alias.name == "function" and declares_custom_import:
+                continue
             if alias.name not in BUILDERS:
                 reader.refuse(
                     alias,

@@ -81,6 +81,18 @@ from openhcs_nb.protocol.messages import (
     StatusReply,
     Submit,
     Submitted,
+    WellObjects,
+    WellObjectsReply,
+)
+from openhcs_nb.protocol.preset_messages import (
+    DeletePreset,
+    GetPreset,
+    ListPresets,
+    PresetDeleted,
+    PresetInfo,
+    PresetReply,
+    PresetsReply,
+    SavePreset,
 )
 from openhcs_nb.protocol.records import (
     EXECUTION_STATES,
@@ -96,6 +108,14 @@ from openhcs_nb.protocol.records import (
 from openhcs_nb.protocol.sequencing import SeqTracker, SeqVerdict
 
 __all__ = [
+    "SavePreset",
+    "PresetsReply",
+    "PresetReply",
+    "PresetInfo",
+    "PresetDeleted",
+    "ListPresets",
+    "GetPreset",
+    "DeletePreset",
     "ALLOWED_DTYPES",
     "DEFAULT_LIMITS",
     "ERROR_CODES",
@@ -146,6 +166,8 @@ __all__ = [
     "VersionMismatch",
     "WellDone",
     "WellFailed",
+    "WellObjects",
+    "WellObjectsReply",
     "WellStarted",
     "catalogue_to_wire",
     "decode_client",

@@ -89,5 +89,11 @@ ERROR_CODES: dict[str, str] = {
     "storage_error": "the server could not write to its disk (full?); nothing "
     "was started",
     "well_timeout": "a well or preview ran longer than the server's time limit",
+    "untrusted_code": "own functions were refused by the server's [trust] policy; "
+    "nothing ran",
     "internal": "the server failed; details carry an incident id for its log",
+    "frontend_needs_session": "a web front-end key must present a live OMERO "
+    "session in Hello before anything else",
+    "unknown_preset": "no preset of that name is visible to this user",
+    "preset_exists": "a preset of that name exists; save with replace=True",
 }

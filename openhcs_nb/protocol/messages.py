@@ -16,6 +16,7 @@ from __future__ import annotations
 import msgspec
 
 from openhcs_nb.protocol.events import Event
+from openhcs_nb.protocol.preset_messages import PresetAnswer, PresetCommand
 from openhcs_nb.protocol.records import (
     PROTOCOL_VERSION,
     ArrayRef,
@@ -146,6 +147,28 @@ class Tile(_Message, kw_only=True):
     plate: str | None = None
 
 
+class ServerStatus(_Message, kw_only=True):
+    """How busy the server is, in totals only; reply: :class:`ServerStatusReply`.
+
+    Cheap by design: a client holding several servers asks each before it
+    picks one for a submit or a preview.
+    """
+
+
+class WellObjects(_Message, kw_only=True):
+    """One finished well's object rows (one field); reply: :class:`WellObjectsReply`.
+
+    Measurements, never pixels: the rows the well's worker wrote to the
+    objects table of the caller's ``execution_id``, of field ``site``, of one
+    ``object_set`` or of all of them (None).
+    """
+
+    execution_id: str
+    well: str
+    site: int = 0
+    object_set: str | None = None
+
+
 ClientMessage = (
     Hello
     | ListPlates
@@ -158,6 +181,9 @@ ClientMessage = (
     | Fetch
     | Pyramid
     | Tile
+    | ServerStatus
+    | WellObjects
+    | PresetCommand
 )
 
 
@@ -181,6 +207,8 @@ class HelloReply(_Message, kw_only=True):
     session_id: str | None = None
     event_port: int = 0
     omero_user: str | None = None
+    #: The Dask dashboard of the cluster that runs this server's wells, if any.
+    dashboard_url: str | None = None
 
 
 class PlatesReply(_Message, kw_only=True):
@@ -273,6 +301,40 @@ class TileReply(_Message, kw_only=True):
     images: list[ArrayRef]
 
 
+class ServerStatusReply(_Message, kw_only=True):
+    """The server's load: totals over every user, and the caller's own count.
+
+    ``queued_wells`` are wells still to start (of queued and running
+    executions), ``running_wells`` those on a worker now. Nothing names or
+    counts another user's executions one by one.
+    """
+
+    workers: int
+    queued_wells: int
+    running_wells: int
+    active_executions: int
+    user_active_executions: int
+
+
+class WellObjectsReply(_Message, kw_only=True):
+    """The object rows of one well and field, column by column.
+
+    ``columns`` is every column in table order; a numeric one travels as an
+    ArrayRef in ``numbers`` (one buffer per column, ``rows`` long), a text one
+    (``object_set``) in ``text``. ``units`` names the unit of the columns that
+    have one (``px``, ``px²``, ``rad``, ``%``).
+    """
+
+    execution_id: str
+    well: str
+    site: int
+    rows: int
+    columns: list[str]
+    numbers: list[ArrayRef] = []
+    text: dict[str, list[str | None]] = {}
+    units: dict[str, str] = {}
+
+
 class ErrorReply(_Message, kw_only=True):
     """The request failed; ``code`` is a key of ``ERROR_CODES``.
 
@@ -300,5 +362,8 @@ ServerReply = (
     | FetchReply
     | PyramidReply
     | TileReply
+    | ServerStatusReply
+    | WellObjectsReply
+    | PresetAnswer
     | ErrorReply
 )

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from openhcs_nb.errors import PlateError
 from openhcs_nb.plates.model import split_well
 from openhcs_nb.results import _tables, _zarr_output
 from openhcs_nb.results._tables import wells_frame
@@ -132,6 +133,33 @@ class ResultsStore:
             The well or field has not been written (yet).
         """
         return _zarr_output.read_labels(self.path / ZARR_NAME, well, site)
+
+    def read_objects(self, well: str, site: int | None = None) -> pd.DataFrame:
+        """The objects rows a well's worker wrote (one field's when ``site``).
+
+        Read from the well's part, so a well is readable as soon as it is done,
+        before :meth:`finalize` gathers the plate-wide table.
+
+        Raises
+        ------
+        PlateError
+            The store is gone, or the well has no objects table (the pipeline
+            measured no objects, or the well is not written yet).
+        """
+        part = self.path / "parts" / f"{well}.parquet"
+        if not part.exists():
+            if not self.path.exists():
+                raise PlateError(
+                    f"the results of well {well} are no longer on the server"
+                )
+            raise PlateError(
+                f"no objects table for well {well}: the pipeline measured no "
+                "objects (add a measure step)"
+            )
+        frame = pd.read_parquet(part)
+        if site is not None and "site" in frame:
+            frame = frame[frame["site"] == site]
+        return frame
 
     def finalize(self, results: Sequence[WellOutcome]) -> Results:
         """Write the plate-wide tables from the wells' outcomes and load them."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -74,6 +74,20 @@ class ExecutionSection(_Section):
     cancel_grace_s: Annotated[float, _m("seconds a cancelled well may stop", ge=0)] = (
         5.0
     )
+    executor: Annotated[
+        Literal["local", "dask"], _m("who computes wells: own workers or Dask")
+    ] = "local"
+    dask_scheduler: Annotated[str, _m("Dask scheduler address, tcp://HOST:PORT")] = ""
+    dask_wells_in_flight: Annotated[
+        int, _m("wells the server keeps on the Dask cluster at once", ge=1)
+    ] = 8
+    dask_connect_timeout_s: Annotated[
+        float, _m("seconds to reach the Dask scheduler at start", gt=0)
+    ] = 10.0
+    gpu_oom: Annotated[
+        Literal["cpu", "fail"],
+        _m("on GPU out-of-memory: rerun the well on the CPU, or fail it"),
+    ] = "cpu"
 
 
 class LimitsSection(_Section):
@@ -107,6 +121,13 @@ class LimitsSection(_Section):
     worker_memory_mib: Annotated[
         int, _m("memory cap of one worker, MiB; 0 = 80% of RAM / workers", ge=0)
     ] = 0
+    tiles_per_second: Annotated[
+        float, _m("per-user viewer tile rate (own token bucket); 0 disables it", ge=0)
+    ] = 120.0
+    tile_burst: Annotated[int, _m("tiles one user may ask for at once", ge=1)] = 240
+    tile_bytes_in_flight: Annotated[
+        int, _m("a user's unread reply bytes past which tiles wait; 0 = off", ge=0)
+    ] = 64 * _MIB
 
 
 class SecuritySection(_Section):
@@ -144,3 +165,47 @@ class AuditSection(_Section):
 
     path: Annotated[Path | None, _m("audit log file")] = None
     fsync: Annotated[bool, _m("fsync after every line")] = False
+    tile_summary_s: Annotated[
+        float, _m("seconds one summary line of served tiles covers", ge=0)
+    ] = 10.0
+
+
+class WebSection(_Section):
+    """CurveZMQ users that are web front ends (OMERO.web), acting for OMERO users.
+
+    A front end may act only as the OMERO user whose live session it presents
+    in Hello; without a joined session every command of it is refused.
+    """
+
+    frontends: Annotated[
+        tuple[str, ...], _m("key users (authorized_keys names) that are web front ends")
+    ] = ()
+    session_check_s: Annotated[
+        float, _m("seconds between re-checks of a front end's OMERO session", ge=0)
+    ] = 60.0
+
+
+class TrustSection(_Section):
+    """Who may run their own functions, what they may import, and their limits.
+
+    Own functions (``@openhcs_nb.function``) run only for the CurveZMQ users
+    (or OMERO groups) named here, only inside a bubblewrap sandbox per well.
+    """
+
+    users: Annotated[tuple[str, ...], _m("users who may run own functions")] = ()
+    groups: Annotated[tuple[str, ...], _m("OMERO groups who may run them")] = ()
+    modules: Annotated[tuple[str, ...], _m("top-level modules they may import")] = (
+        "numpy",
+        "scipy",
+        "skimage",
+        "math",
+    )
+    memory_mb: Annotated[int, _m("address space of one sandboxed call, MiB", ge=64)] = (
+        2048
+    )
+    cpu_s: Annotated[int, _m("CPU seconds of one sandboxed call", ge=1)] = 300
+    wall_s: Annotated[float, _m("wall seconds of one sandboxed call", gt=0)] = 600.0
+    file_mb: Annotated[int, _m("largest file a sandboxed call writes, MiB", ge=1)] = (
+        1024
+    )
+    processes: Annotated[int, _m("processes a sandboxed call may have", ge=1)] = 16

@@ -55,6 +55,7 @@ class JobFile:
                 with self._write() as db:
                     sql.create_tables(db)
             elif version < sql.SCHEMA_VERSION:
+                backup_before_migration(self._db, path, version)
                 with self._write() as db:
                     sql.migrate(db, version)
             self._db.execute("SELECT count(*) FROM executions").fetchone()
@@ -80,3 +81,21 @@ class JobFile:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+
+def backup_before_migration(db: sqlite3.Connection, path: Path, version: int) -> Path:
+    """Copy the store aside before a migration changes it (once per old version).
+
+    A failed or regretted upgrade can then go back: stop the server, move
+    ``jobs.sqlite3.schema<N>.bak`` over the store, reinstall the old release.
+    SQLite's online backup copies a consistent snapshot, WAL included.
+    """
+    target = path.with_name(f"{path.name}.schema{version}.bak")
+    if not target.exists():
+        copy = sqlite3.connect(target)
+        try:
+            db.backup(copy)
+        finally:
+            copy.close()
+        target.chmod(0o600)
+    return target

@@ -16,7 +16,20 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+PRESETS_DDL = """CREATE TABLE IF NOT EXISTS presets (
+    scope        TEXT NOT NULL,
+    name         TEXT NOT NULL,
+    code         TEXT NOT NULL,
+    description  TEXT NOT NULL DEFAULT '',
+    owner        TEXT NOT NULL,
+    group_id     INTEGER,
+    group_name   TEXT,
+    created_at   REAL NOT NULL,
+    updated_at   REAL NOT NULL,
+    PRIMARY KEY (scope, name)
+)"""
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -68,7 +81,9 @@ CREATE TABLE IF NOT EXISTS events (
 
 # executescript() would COMMIT the caller's transaction, so run statements one by one.
 SCHEMA: tuple[str, ...] = tuple(
-    statement.strip() for statement in _DDL.split(";") if statement.strip()
+    statement.strip()
+    for statement in f"{_DDL};{PRESETS_DDL}".split(";")
+    if statement.strip()
 )
 
 EXECUTION_COLUMNS = (
@@ -96,13 +111,15 @@ def connect(path: Path, synchronous: str) -> tuple[sqlite3.Connection, int]:
 
 #: Steps that bring a store of version ``n`` to ``n + 1``, each run in the
 #: caller's transaction. Version 2: executions remember their OMERO user and
-#: the stream key that authorises their event subscriptions.
+#: the stream key that authorises their event subscriptions. Version 3: the
+#: ``presets`` table of saved pipelines.
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
         "ALTER TABLE executions ADD COLUMN omero_user TEXT",
         "ALTER TABLE executions ADD COLUMN stream_key TEXT NOT NULL DEFAULT ''",
         "UPDATE executions SET stream_key = lower(hex(randomblob(16)))",
     ),
+    2: (PRESETS_DDL,),
 }
 
 
@@ -222,6 +239,23 @@ def insert_execution(
         "INSERT INTO wells (execution_id, well, state) VALUES (?, ?, ?)",
         [(values["id"], well, well_state) for well in wells],
     )
+
+
+def delete_execution(
+    db: sqlite3.Connection, execution_id: str, states: tuple[str, ...]
+) -> bool:
+    """Delete one execution in ``states`` with its wells and events."""
+    marks = ", ".join("?" * len(states))
+    row = db.execute(
+        f"SELECT 1 FROM executions WHERE id = ? AND state IN ({marks})",
+        (execution_id, *states),
+    ).fetchone()
+    if row is None:
+        return False
+    for table, column in (("events", "execution_id"), ("wells", "execution_id")):
+        db.execute(f"DELETE FROM {table} WHERE {column} = ?", (execution_id,))
+    db.execute("DELETE FROM executions WHERE id = ?", (execution_id,))
+    return True
 
 
 def select_executions(

@@ -4,7 +4,12 @@ openhcs-server serve --config server.toml
 openhcs-server serve --demo [--port N] [--workers N] [--results DIR]
 openhcs-server serve ... --parent-pid PID   (stop when PID exits)
 openhcs-server keys generate DIR [--name NAME]
+openhcs-server keys add USER --config server.toml --out DIR [--force] [--json]
+openhcs-server keys revoke USER --config server.toml
 openhcs-server check-config server.toml
+openhcs-server status --config server.toml [--json]
+openhcs-server prune --config server.toml [--dry-run]
+openhcs-server backup --config server.toml DEST
 
 Exit status 78 means a broken configuration or job store: an admin must act,
 and the systemd unit does not restart on it. SIGHUP re-reads authorized_keys.
@@ -14,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import shutil
 import sys
 import tempfile
@@ -26,6 +30,13 @@ from typing import Any
 from msgspec.structs import replace
 
 from openhcs_nb.errors import OpenHCSError
+from openhcs_nb.server.admin_cli import (
+    add_admin_parsers,
+    add_key_parsers,
+    run_admin,
+    run_key_command,
+)
+from openhcs_nb.server.log_format import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--ready-file", type=Path, help="write the bound endpoints here when ready"
     )
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-level", help="override [logging] level")
     writeback = sub.add_parser(
         "writeback", help="retry writing an execution's results to OMERO"
     )
@@ -72,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     gen = keys_sub.add_parser("generate", help="write a key pair into DIR")
     gen.add_argument("directory", type=Path)
     gen.add_argument("--name", default="server")
+    add_key_parsers(keys_sub)
+    add_admin_parsers(sub)
     return parser
 
 
@@ -82,6 +95,8 @@ def main(argv: Sequence[str] | None = None, *, omero_gateway: Any = None) -> int
     """
     args = _parser().parse_args(argv)
     try:
+        if args.command == "keys" and args.keys_command != "generate":
+            return run_key_command(args)
         if args.command == "keys":
             from openhcs_nb.server.keys import cmd_keys_generate
 
@@ -91,6 +106,9 @@ def main(argv: Sequence[str] | None = None, *, omero_gateway: Any = None) -> int
             return _check_config(args)
         if args.command == "writeback":
             return _writeback(args, omero_gateway)
+        admin = run_admin(args)
+        if admin is not None:
+            return admin
         return _serve(args, omero_gateway)
     except OpenHCSError as exc:
         print(f"openhcs-server: error: {_one_line(exc)}", file=sys.stderr)
@@ -143,10 +161,8 @@ def _writeback(args: argparse.Namespace, omero_gateway: Any = None) -> int:
 
 
 def _serve(args: argparse.Namespace, omero_gateway: Any = None) -> int:
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    # Until the config says otherwise (its [logging] section), log as text.
+    configure_logging("text", args.log_level or "INFO")
     # A demo without --results gets a history of its own: a fresh server must
     # not list the runs of other notebooks (``--results`` keeps one for good).
     scratch = (
@@ -176,6 +192,7 @@ def _serve_with(
         demo_plate()  # generate once, before we report ready
     else:
         config = load_config(args.config)
+    configure_logging(config.logging.format, args.log_level or config.logging.level)
     if args.workers:
         config = replace(
             config, execution=replace(config.execution, workers=args.workers)
@@ -194,6 +211,7 @@ def _serve_with(
         "command": server.command_endpoint,
         "events": server.event_endpoint,
         "results": str(config.results.root),
+        "metrics": server.ops.metrics_port if server.ops else 0,
         "seconds": round(time.perf_counter() - started, 3),
     }
     if args.ready_file:

@@ -38,6 +38,11 @@ from openhcs_nb.server._config_parse import (
     path_hook,
     readable,
 )
+from openhcs_nb.server._config_ops import (
+    LoggingSection,
+    MetricsSection,
+    RetentionSection,
+)
 from openhcs_nb.server._config_sections import (
     AuditSection,
     ExecutionSection,
@@ -47,6 +52,8 @@ from openhcs_nb.server._config_sections import (
     ResultsSection,
     SecuritySection,
     ServerSection,
+    TrustSection,
+    WebSection,
     _Section,
 )
 from openhcs_nb.server.addresses import (
@@ -72,6 +79,8 @@ __all__ = [
     "SecuritySection",
     "ServerConfig",
     "ServerSection",
+    "TrustSection",
+    "WebSection",
     "check_config",
     "demo_config",
     "env_name",
@@ -106,6 +115,11 @@ class ServerConfig(_Section):
     security: SecuritySection = msgspec.field(default_factory=SecuritySection)
     omero: OmeroSection = msgspec.field(default_factory=OmeroSection)
     audit: AuditSection = msgspec.field(default_factory=AuditSection)
+    metrics: MetricsSection = msgspec.field(default_factory=MetricsSection)
+    retention: RetentionSection = msgspec.field(default_factory=RetentionSection)
+    logging: LoggingSection = msgspec.field(default_factory=LoggingSection)
+    web: WebSection = msgspec.field(default_factory=WebSection)
+    trust: TrustSection = msgspec.field(default_factory=TrustSection)
 
     @property
     def curve_required(self) -> bool:
@@ -165,6 +179,7 @@ class ServerConfig(_Section):
                         "address or require_curve is true; create keys with "
                         "'openhcs-server keys generate DIR'",
                     )
+        _check_executor(self.execution)
         if self.omero.enabled:
             from openhcs_nb.omero.settings import omero_settings
 
@@ -172,6 +187,21 @@ class ServerConfig(_Section):
                 omero_settings(self)
             except ValueError as exc:
                 raise ConfigError("[omero]", str(exc)) from exc
+
+
+def _check_executor(execution: ExecutionSection) -> None:
+    """``executor = "dask"`` needs a scheduler address, and only an address."""
+    address = execution.dask_scheduler
+    if execution.executor == "dask" and not address:
+        raise ConfigError(
+            "[execution] dask_scheduler",
+            'is required when [execution] executor = "dask" (tcp://HOST:PORT)',
+        )
+    if address and "://" not in address:
+        raise ConfigError(
+            "[execution] dask_scheduler",
+            f"must be a scheduler address like tcp://HOST:PORT, got {address!r}",
+        )
 
 
 # section name -> {key -> msgspec type}, in file order; and -> section Struct
@@ -270,6 +300,9 @@ def demo_config(port: int, results_root: Path) -> ServerConfig:
         ),
         plates=PlatesSection(demo=True),
         results=ResultsSection(root=results_root),
+        # The demo binds only loopback and has no CurveZMQ: its one user is
+        # the person who started it, trusted to run own functions (sandboxed).
+        trust=TrustSection(users=(os.environ.get("OPENHCS_NB_LOCAL_USER", "local"),)),
     )
     config.validate()
     return config

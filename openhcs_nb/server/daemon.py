@@ -44,6 +44,7 @@ from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.handlers import Handlers
 from openhcs_nb.server.jobs import ExecutionTrigger, JobStore, StoredEvent
 from openhcs_nb.server.key_watch import secure_sockets
+from openhcs_nb.server.operations import Operations
 from openhcs_nb.server.peers import (
     PeerTable,
     frame_origin,
@@ -53,7 +54,12 @@ from openhcs_nb.server.peers import (
 from openhcs_nb.server.rate_limit import RateLimiter
 from openhcs_nb.server.scheduler import Scheduler, SchedulerLimits
 from openhcs_nb.server.subscriptions import decide
-from openhcs_nb.server.workers import Worker, start_workers
+from openhcs_nb.server.well_executor import (
+    WellExecutor,
+    WellRunner,
+    start_executor,
+)
+from openhcs_nb.server.worker_health import WorkerHealth
 
 log = logging.getLogger(__name__)
 _MIB = 1 << 20
@@ -84,9 +90,11 @@ class Server:
         self._ctx: zmq.Context | None = None
         self._auth: Any = None
         self.keys: Any = None
-        self.workers: list[Worker] = []
+        self.workers: list[WellRunner] = []
+        self.executor = WellExecutor([])
         self.command_endpoint = ""
         self.event_endpoint = ""
+        self.ops: Operations | None = None
         self.peers = PeerTable()
         self.rate = RateLimiter(limits.requests_per_second, limits.request_burst)
         self._event_fds: dict[int, tuple[str, int] | None] = {}
@@ -139,11 +147,10 @@ class Server:
         self.pull = ctx.socket(zmq.PULL)
         self.pull.bind(self._inproc)
         self.outbound.bind(ctx, self._inproc, self.router, self.pub, self.store)
-        self.workers = start_workers(
-            cfg.execution.workers,
-            [str(g) for g in cfg.execution.gpus],
-            cfg.limits.worker_memory_mib * _MIB or None,
+        self.executor = start_executor(
+            cfg.execution, cfg.limits.worker_memory_mib * _MIB or None
         )
+        self.workers = list(self.executor.runners)
         self.scheduler = Scheduler(
             self.store,
             self.workers,
@@ -154,6 +161,8 @@ class Server:
             ),
         )
         self.handlers = Handlers(self, cfg)
+        self.ops = Operations(cfg, self.store, self.worker_health)
+        self.ops.start()
         self.outbound.loop_thread = threading.current_thread()
         self.handlers.resume(self.store.recover_after_restart())
         self.scheduler.start()
@@ -223,6 +232,9 @@ class Server:
                 self.store.set_execution_state(execution_id, ExecutionTrigger.INTERRUPT)
         for worker in self.workers:
             worker.stop(timeout=2)
+        self.executor.close()
+        if self.ops is not None:
+            self.ops.close()
         self.store.close()
         if self._auth is not None:
             self._auth.stop()
@@ -234,6 +246,8 @@ class Server:
 
     def _housekeeping(self) -> None:
         self.outbox.sweep()
+        if self.ops is not None:
+            self.ops.tick()
         if self.keys is None:
             return
         removed = self.keys.poll(force=self._reload_keys.is_set())
@@ -308,7 +322,13 @@ class Server:
                     user = frame.get("User-Id")
                 except zmq.ZMQError:
                     user = None
-            decision = decide(frame.bytes, user, self.store, curve=self.curve)
+            decision = decide(
+                frame.bytes,
+                user,
+                self.store,
+                curve=self.curve,
+                frontends=frozenset(self.config.web.frontends),
+            )
             if decision.action == "unsubscribe":
                 self.pub.setsockopt(zmq.UNSUBSCRIBE, decision.topic)
             elif decision.allowed:
@@ -316,9 +336,21 @@ class Server:
             if decision.action == "subscribe":
                 self.handlers.audit_subscription(user, decision)
 
+    def _rate_bucket(self, peer: Any) -> str:
+        """Whose command rate a message counts against.
+
+        A web front end serves many OMERO users on one key: each user it has
+        joined a session for gets a bucket of their own, so one web user's
+        burst cannot starve the others.
+        """
+        if peer.omero_user and peer.user in self.config.web.frontends:
+            return f"{peer.user}/{peer.omero_user}"
+        return str(peer.user)
+
     def _handle(self, peer: Any, frames: list[Any]) -> None:
-        wait = self.rate.take(peer.user)
-        if wait and self.rate.flooding(peer.user):
+        bucket = self._rate_bucket(peer)
+        wait = self.rate.take(bucket)
+        if wait and self.rate.flooding(bucket):
             self.handlers.audit.rate_limited(peer, "flood")
             return  # past the burst of refusals: not even an answer
         try:
@@ -361,6 +393,12 @@ class Server:
     def publish(self, stored: StoredEvent) -> None:
         """Publish a stored event (any thread); it is durable already."""
         self.outbound.publish(stored)
+        if self.ops is not None:
+            self.ops.observe(stored)
+
+    def worker_health(self) -> list[WorkerHealth]:
+        """Each runner's health, for metrics (runners that can tell)."""
+        return [r.health() for r in self.workers if hasattr(r, "health")]
 
     def reply_later(
         self, identity: bytes, reply: Any, buffers: list[Any] | None = None

@@ -43,7 +43,13 @@ from openhcs_nb.protocol import ListExecutions as ListExecutionsCmd
 from openhcs_nb.protocol import ListPlates as ListPlatesCmd
 from openhcs_nb.protocol import PlateInfo as PlateInfoCmd
 from openhcs_nb.protocol import Status as StatusCmd
-from openhcs_nb.protocol.messages import Pyramid, Tile
+from openhcs_nb.protocol.messages import Pyramid, ServerStatus, Tile, WellObjects
+from openhcs_nb.protocol.preset_messages import (
+    DeletePreset,
+    GetPreset,
+    ListPresets,
+    SavePreset,
+)
 from openhcs_nb.protocol.records import ExecutionInfo
 from openhcs_nb.results.store import ResultsStore, pipeline_hash
 from openhcs_nb.server._audit_trail import AuditTrail
@@ -52,6 +58,8 @@ from openhcs_nb.server._loop_replies import rate_limited_reply
 from openhcs_nb.server.audit import AuditLog
 from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.errors import QuotaExceededError
+from openhcs_nb.server.frontends import Frontends, is_acting
+from openhcs_nb.server.frontends import may_see as frontend_may_see
 from openhcs_nb.server.jobs import (
     TERMINAL_STATES,
     ExecutionRecord,
@@ -59,12 +67,16 @@ from openhcs_nb.server.jobs import (
     StoredEvent,
     UnknownExecutionError,
 )
+from openhcs_nb.server.objects_query import answer_objects
 from openhcs_nb.server.offload import Offloader
 from openhcs_nb.server.omero_access import OmeroAccess
 from openhcs_nb.server.peers import Peer
 from openhcs_nb.server.plate_access import PlateAccess
+from openhcs_nb.server.preset_handlers import PresetHandlers
+from openhcs_nb.server.server_load import server_status_reply
 from openhcs_nb.server.subscriptions import SubscriptionDecision
 from openhcs_nb.server.tiles import TileServer
+from openhcs_nb.server.trust import TrustPolicy
 from openhcs_nb.server.work import Work
 
 if TYPE_CHECKING:
@@ -85,6 +97,7 @@ class Handlers:
         self.plates = PlateAccess(config.plates.roots, demo=config.plates.demo)
         self.audit = AuditTrail(AuditLog(config.audit_path, fsync=config.audit.fsync))
         self.catalogue = builtin_catalogue()
+        self.trust = TrustPolicy(config.trust)  # own functions: server/trust.py
         self.results_root = Path(config.results.root)
         self.local_user = os.environ.get("OPENHCS_NB_LOCAL_USER", "local")
         self.omero = (
@@ -97,6 +110,12 @@ class Handlers:
             limits.compile_threads, limits.compile_queue, limits.compile_timeout_s
         )
         self.work = Work(self)
+        self.frontends = Frontends(
+            config.web.frontends,
+            self.omero.hello if self.omero is not None else None,
+            recheck_s=config.web.session_check_s,
+        )
+        self.presets = PresetHandlers(self)
         self.tiles = TileServer(self)
         self._submitting: dict[str, int] = {}  # submits still compiling, per user
         self._submit_lock = threading.Lock()
@@ -106,6 +125,7 @@ class Handlers:
 
     def close(self) -> None:
         """Stop the compile pool and leave OMERO sessions."""
+        self.tiles.close()  # open tile audit summaries are written
         self.offload.close()
         if self.omero is not None:
             self.omero.close()
@@ -114,6 +134,7 @@ class Handlers:
 
     def handle(self, msg: ClientMessage, buffers: list[Any], peer: Peer) -> Out:
         """Answer one decoded command from ``peer``."""
+        peer = self.frontends.acting(msg, peer)  # a front end: the OMERO user
         match msg:
             case Hello():
                 return self._hello(msg, peer)
@@ -148,6 +169,16 @@ class Handlers:
                 return self.tiles.pyramid(msg, peer)
             case Tile():
                 return self.tiles.tile(msg, peer)
+            case ListPresets() | GetPreset() | SavePreset() | DeletePreset():
+                self._later(peer, msg, lambda: self.presets.answer(msg, peer))
+                return None
+            case ServerStatus():
+                self.audit.record(peer, "server_status", "ok")
+                workers = len(self.server.workers)
+                return server_status_reply(msg.rid, self.store, workers, peer.user), []
+            case WellObjects():  # rows read off the loop (objects_query)
+                self._later(peer, msg, lambda: answer_objects(self, msg, peer))
+                return None
         raise OpenHCSError(f"unhandled command {type(msg).__name__}")
 
     def _later(self, peer: Peer, msg: Any, job: Any) -> None:
@@ -162,8 +193,9 @@ class Handlers:
     # -- identity and ownership -------------------------------------------------
 
     def _hello(self, msg: Hello, peer: Peer) -> Out:
+        self.frontends.hello(msg, peer)
         if msg.omero_session and self.omero is not None:
-            self._later(peer, msg, lambda: self.work.join_omero(msg, peer))
+            self._later(peer, msg, lambda: self.frontends.join(self.work, msg, peer))
             return None
         self.audit.record(peer, "hello", "ok", detail=msg.client[:200])
         return self.hello_reply(msg, peer), []
@@ -182,10 +214,14 @@ class Handlers:
             user=peer.user,
             event_port=port,
             omero_user=peer.omero_user,
+            dashboard_url=getattr(self.server, "executor", None)
+            and self.server.executor.dashboard_url,
         )
 
     def may_see(self, record: ExecutionRecord, peer: Peer) -> bool:
         """Whether ``peer`` may see ``record``: same user (and OMERO user)."""
+        if is_acting(peer):  # a front end: what its OMERO user ran, by any key
+            return frontend_may_see(record, peer)
         if record.user != peer.user:
             return False
         return record.omero_user is None or record.omero_user == peer.omero_user
@@ -211,8 +247,14 @@ class Handlers:
 
     def visible(self, peer: Peer, include_finished: bool) -> list[ExecutionRecord]:
         """The executions ``peer`` may see, oldest first."""
-        records = self.store.list_executions(
-            peer.user, include_finished=include_finished
+        records = (
+            self.store.omero_executions(
+                peer.omero_user, include_finished=include_finished
+            )
+            if is_acting(peer) and peer.omero_user is not None
+            else self.store.list_executions(
+                peer.user, include_finished=include_finished
+            )
         )
         return [r for r in records if self.may_see(r, peer)]
 

@@ -23,8 +23,10 @@ from __future__ import annotations
 
 import json
 import secrets
+import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from openhcs_nb.results.store import pipeline_hash
@@ -345,6 +347,17 @@ class JobStore(JobFile):
         with self._write() as db:
             return moves.recover(db)
 
+    def delete_execution(self, execution_id: str) -> bool:
+        """Forget a finished, failed or cancelled execution: rows, wells, events.
+
+        Returns False (and deletes nothing) when the execution is unknown or
+        not in a terminal state, checked inside the same transaction, so a run
+        that is queued, running or waiting to resume is never deleted.
+        """
+        terminal = tuple(state.name for state in TERMINAL_STATES)
+        with self._write() as db:
+            return sql.delete_execution(db, execution_id, terminal)
+
     # -- reads -------------------------------------------------------------------
 
     def get_execution(self, execution_id: str) -> ExecutionRecord | None:
@@ -387,6 +400,25 @@ class JobStore(JobFile):
                 self._db, execution_id, since_seq, limit, include_arrays=include_arrays
             )
         return [StoredEvent(execution_id, *row) for row in rows]
+
+    def omero_executions(
+        self, omero_user: str, *, include_finished: bool = True
+    ) -> list[ExecutionRecord]:
+        """Executions run for one OMERO user, whichever key started them (web)."""
+        records = self.list_executions(include_finished=include_finished)
+        return [r for r in records if r.omero_user == omero_user]
+
+    # -- other tables of the same file (presets) ---------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the store's lock, for a short read."""
+        with self._lock:
+            yield self._db
+
+    def writing(self) -> AbstractContextManager[sqlite3.Connection]:
+        """One IMMEDIATE write transaction, as the store's own writes use."""
+        return self._write()
 
     def count_active(self, user: str) -> int:
         """Count the user's QUEUED, RUNNING and INTERRUPTED executions (quotas)."""

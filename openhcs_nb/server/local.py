@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from openhcs_nb.errors import OpenHCSError
 
@@ -60,6 +60,7 @@ class LocalServer:
         self.address = ""
         self.event_address = ""
         self.ready_seconds = 0.0
+        self.ready_info: dict[str, Any] = {}  # the ready file: ports, results root
 
     def start(self) -> LocalServer:
         """Start the process and block until it has bound its sockets.
@@ -98,6 +99,7 @@ class LocalServer:
                 )
             time.sleep(0.05)
         info = json.loads(ready.read_text())
+        self.ready_info = info
         self.address, self.event_address = info["command"], info["events"]
         self.ready_seconds = float(info["seconds"])
         return self

@@ -38,11 +38,17 @@ class Peer:
     address: str
     omero_key: str | None = None
     omero_user: str | None = None
+    #: monotonic time OMERO last confirmed the joined session (web front ends)
+    omero_checked: float = 0.0
+    #: the front-end key a command came through, on the copy that acts for an
+    #: OMERO user (:mod:`openhcs_nb.server.frontends`); None otherwise
+    via: str | None = None
 
     @property
     def label(self) -> str:
         """How the audit log and the server log name this connection."""
-        return f"{self.address or 'local'}#{self.routing_id.hex()}"
+        label = f"{self.address or 'local'}#{self.routing_id.hex()}"
+        return f"{label} via {self.via}" if self.via else label
 
 
 class PeerTable:

@@ -44,6 +44,13 @@ class RateLimiter:
         self._refused[user] = (since, count + 1)
         return (1.0 - tokens) / self.rate
 
+    def refund(self, user: str) -> None:
+        """Give back the token a command spent: it is charged elsewhere (tiles)."""
+        if self.rate <= 0 or user not in self._buckets:
+            return
+        tokens, last = self._buckets[user]
+        self._buckets[user] = (min(float(self.burst), tokens + 1.0), last)
+
     def flooding(self, user: str) -> bool:
         """Whether ``user`` was refused more than ``burst`` times this second."""
         since, count = self._refused.get(user, (0.0, 0))

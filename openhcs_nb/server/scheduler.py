@@ -38,6 +38,7 @@ from openhcs_nb.server.plate_phase_runs import (
     run_phase_task,
 )
 from openhcs_nb.server.run_endings import RunEndings
+from openhcs_nb.server.well_executor import WellRunner
 from openhcs_nb.server.well_outcomes import (
     ActiveExecution,
     PreviewJob,
@@ -45,7 +46,7 @@ from openhcs_nb.server.well_outcomes import (
     record_outcome,
     run_well_task,
 )
-from openhcs_nb.server.workers import TaskTimedOut, Worker, WorkerDied
+from openhcs_nb.server.workers import TaskTimedOut, WorkerDied
 
 __all__ = ["ActiveExecution", "PreviewJob", "Scheduler", "SchedulerLimits"]
 
@@ -59,7 +60,7 @@ class Scheduler:
     def __init__(
         self,
         store: JobStore,
-        workers: list[Worker],
+        workers: list[WellRunner],
         max_concurrent: int,
         publish: Publish,
         limits: SchedulerLimits | None = None,
@@ -148,7 +149,7 @@ class Scheduler:
         with self._cond:
             active = self._find(execution_id)
             finish_here = True
-            running: list[Worker] = []
+            running: list[WellRunner] = []
             if active is not None:
                 active.cancelled = True
                 active.pending.clear()
@@ -198,7 +199,9 @@ class Scheduler:
                 return active
         return None
 
-    def _next(self, worker: Worker) -> PreviewJob | tuple[ActiveExecution, str] | None:
+    def _next(
+        self, worker: WellRunner
+    ) -> PreviewJob | tuple[ActiveExecution, str] | None:
         with self._cond:
             while True:
                 if self._stopping:
@@ -229,7 +232,7 @@ class Scheduler:
                 )
             )
 
-    def _dispatch(self, worker: Worker) -> None:
+    def _dispatch(self, worker: WellRunner) -> None:
         while True:
             job = self._next(worker)
             if job is None:
@@ -243,7 +246,7 @@ class Scheduler:
                 # A dispatcher that dies would silently lose a worker.
                 log.exception("worker %d: dispatch failed", worker.index)
 
-    def _run_preview(self, worker: Worker, job: PreviewJob) -> None:
+    def _run_preview(self, worker: WellRunner, job: PreviewJob) -> None:
         limit = self.limits.preview_timeout_s
         try:
             status, payload = worker.run(job.task, limit, self.limits.timeout_grace_s)
@@ -261,7 +264,7 @@ class Scheduler:
                 self._cond.notify_all()
         job.reply(status, payload)
 
-    def _run_well(self, worker: Worker, active: ActiveExecution, well: str) -> None:
+    def _run_well(self, worker: WellRunner, active: ActiveExecution, well: str) -> None:
         if is_phase_item(well):
             self._run_phase_item(worker, active, well)
             return
@@ -305,7 +308,7 @@ class Scheduler:
         return settled
 
     def _run_phase_item(
-        self, worker: Worker, active: ActiveExecution, item: str
+        self, worker: WellRunner, active: ActiveExecution, item: str
     ) -> None:
         """One contribution of the plate phase; the last one fits and queues wells."""
         status, payload = "cancelled", None

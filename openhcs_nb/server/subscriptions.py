@@ -36,13 +36,21 @@ class SubscriptionDecision:
 
 
 def decide(
-    request: bytes, user: str | None, store: JobStore, *, curve: bool
+    request: bytes,
+    user: str | None,
+    store: JobStore,
+    *,
+    curve: bool,
+    frontends: frozenset[str] = frozenset(),
 ) -> SubscriptionDecision:
     """Judge one XPUB request (a 1 byte + topic subscribes, a 0 byte unsubscribes).
 
     ``user`` is the request's authenticated user; ``curve`` says whether the
     server authenticates users at all (without CurveZMQ there is one local
-    principal and the stream key alone decides).
+    principal and the stream key alone decides). A web front end (a user in
+    ``frontends``) acts for many OMERO users on one key, so it may follow an
+    OMERO execution whose stream key it holds: it only learns that key by
+    acting, with that user's live session, as the execution's OMERO user.
     """
     if not request or request[0] not in (0, 1):
         return SubscriptionDecision("subscribe", b"", False, None, "not a request")
@@ -64,6 +72,10 @@ def decide(
             action, topic, False, execution_id, "unknown execution or stream key"
         )
     if curve and record.user != user:
+        if user in frontends and record.omero_user is not None:
+            return SubscriptionDecision(
+                action, topic, True, execution_id, "front end of its OMERO user"
+            )
         return SubscriptionDecision(
             action, topic, False, execution_id, f"{user!r} does not own it"
         )

@@ -6,9 +6,15 @@ size; each level above halves both sides (rounding up) until the longer side
 fits one 256-pixel tile. Images are downsampled by block mean; labels by taking
 every k-th pixel, because averaging object ids makes ids that do not exist.
 
-Level-0 image tiles of an OME-Zarr plate read just the tile's region. Higher
-levels are computed once from the full plane and kept in a small byte-budgeted
+Level-0 image tiles of an OME-Zarr plate read just the tile's region. A
+coarser level is read from the plate where it stores that level
+(:mod:`._stored_levels`), else (ImageXpress, OMERO, odd sizes) computed from
+the full plane; either way the level's plane is kept in a small byte-budgeted
 cache, as are the labels of a finished well (its store holds level 0 only).
+
+Tiles have their own per-user budget (:mod:`._tile_budget`): they do not spend
+the user's command rate, and served tiles are audited as summaries
+(:mod:`._tile_audit`), refused ones one by one.
 
 Permissions are Fetch's: an ``execution_id`` must be the caller's own
 (:meth:`Handlers.own`), and a ``plate`` must be one the caller may open.
@@ -29,6 +35,9 @@ from openhcs_nb.plates.ome_zarr import OmeZarrPlate
 from openhcs_nb.protocol import ArrayPacker
 from openhcs_nb.protocol.messages import Pyramid, PyramidReply, Tile, TileReply
 from openhcs_nb.results.store import ResultsStore
+from openhcs_nb.server._stored_levels import StoredLevels
+from openhcs_nb.server._tile_audit import TileAudit
+from openhcs_nb.server._tile_budget import TileBudget
 
 if TYPE_CHECKING:
     from openhcs_nb.plates.model import Plate
@@ -138,6 +147,26 @@ class TileServer:
     def __init__(self, handlers: Handlers, cache_bytes: int = DEFAULT_CACHE_BYTES):
         self.h = handlers
         self._cache = _ByteCache(cache_bytes)
+        self._stored = StoredLevels()
+        limits = handlers.config.limits
+        self.budget = TileBudget(
+            limits.tiles_per_second,
+            limits.tile_burst,
+            limits.tile_bytes_in_flight,
+            self._unread,
+        )
+        self.audit = TileAudit(handlers.audit, handlers.config.audit.tile_summary_s)
+
+    def close(self) -> None:
+        """Write the tile summaries still open (the server is stopping)."""
+        self.audit.flush()
+
+    def _unread(self, user: str) -> int:
+        """Reply bytes the outbox still holds for ``user``'s connections."""
+        server = self.h.server
+        return sum(
+            server.outbox.held(p.routing_id) for p in server.peers.of_users([user])
+        )
 
     def pyramid(self, msg: Pyramid, peer: Peer) -> Out:
         """Answer Pyramid: every plane's level sizes."""
@@ -148,7 +177,15 @@ class TileServer:
         ), []
 
     def tile(self, msg: Tile, peer: Peer) -> Out:
-        """Answer Tile: the pixels of one tile."""
+        """Answer Tile: the pixels of one tile, within the user's tile budget.
+
+        Raises
+        ------
+        TileRateLimitedError, TileBytesError
+            Over ``tiles_per_second`` or ``tile_bytes_in_flight``: this tile only.
+        """
+        self.h.server.rate.refund(peer.user)  # charged to the tile bucket instead
+        self.budget.admit(peer.user)
         if not 1 <= msg.size <= MAX_TILE_SIZE:
             raise TileRequestError(
                 f"tile size {msg.size} is out of range: ask for 1..{MAX_TILE_SIZE}"
@@ -169,9 +206,20 @@ class TileServer:
             )
         ys = slice(msg.ty * msg.size, min(h, (msg.ty + 1) * msg.size))
         xs = slice(msg.tx * msg.size, min(w, (msg.tx + 1) * msg.size))
-        pixels = self._read(field, msg.name, msg.level, ys, xs)
+        area = (ys.stop - ys.start) * (xs.stop - xs.start)
+        self.budget.check_bytes(peer.user, area * field.plate.dtype.itemsize)
+        pixels = self._read(field, msg.name, levels, msg.level, ys, xs)
         packer = ArrayPacker()
         ref = packer.add(msg.name, pixels)
+        self.audit.served(
+            peer,
+            plate=field.plate.ref,
+            execution_id=msg.execution_id,
+            well=field.well,
+            site=field.site,
+            level=msg.level,
+            nbytes=pixels.nbytes,
+        )
         return TileReply(rid=msg.rid, images=[ref]), packer.buffers
 
     # -- where the pixels come from ---------------------------------------------
@@ -206,9 +254,10 @@ class TileServer:
 
             labels()  # an unfinished well is refused here, before any pixels
             field.labels = labels
-        self.h.audit.record(
-            peer, action, "ok", plate=plate.ref, execution_id=msg.execution_id
-        )
+        if action != "tile":  # served tiles are summarised by TileAudit
+            self.h.audit.record(
+                peer, action, "ok", plate=plate.ref, execution_id=msg.execution_id
+            )
         return field
 
     def _labels(
@@ -217,7 +266,13 @@ class TileServer:
         return self._cache.get(key, lambda: store.read_labels(well, site))
 
     def _read(
-        self, field: _Field, name: str, level: int, ys: slice, xs: slice
+        self,
+        field: _Field,
+        name: str,
+        shapes: list[tuple[int, int]],
+        level: int,
+        ys: slice,
+        xs: slice,
     ) -> np.ndarray:
         kind, _, plane = name.partition("/")
         factor = 2**level
@@ -232,6 +287,11 @@ class TileServer:
                 return read_region(field.plate, field.well, field.site, channel, ys, xs)
 
             def make() -> np.ndarray:
+                stored = self._stored.plane(
+                    field.plate, field.well, field.site, channel, level, shapes
+                )
+                if stored is not None:  # the plate's own level: one small read
+                    return stored
                 full = field.plate.read_image(field.well, field.site, channel)
                 return block_mean(full, factor)
 

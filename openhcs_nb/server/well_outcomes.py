@@ -27,6 +27,7 @@ from openhcs_nb.server._events import draft
 from openhcs_nb.server.fairness import SchedulerLimits
 from openhcs_nb.server.faults import storage_cause
 from openhcs_nb.server.jobs import JobStore, StoredEvent
+from openhcs_nb.server.log_format import ids
 from openhcs_nb.server.workers import (
     PreviewTask,
     TaskTimedOut,
@@ -150,7 +151,13 @@ def record_outcome(
     event = draft(WellFailed, active.id, well=well, error=text, remote_traceback=trace)
     publish(store.record_well_failed(active.id, well, text, trace, event))
     active.failed += 1
-    log.info("execution %s well %s failed: %s", active.id, well, text)
+    log.info(
+        "execution %s well %s failed: %s",
+        active.id,
+        well,
+        text,
+        extra=ids(user=active.user),
+    )
     cause = storage_cause(kind, message)
     if cause is None:
         _progress(store, publish, active)

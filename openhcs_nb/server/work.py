@@ -26,7 +26,6 @@ from openhcs_nb.errors import OpenHCSError, PlateError, UnknownPlateError
 from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.preview import PreviewResult
-from openhcs_nb.pipeline.loader import load_pipeline
 from openhcs_nb.plates.model import Plate
 from openhcs_nb.protocol import (
     ArrayPacker,
@@ -45,6 +44,7 @@ from openhcs_nb.results.store import ResultsStore, pipeline_hash
 from openhcs_nb.server._events import draft, finished_draft
 from openhcs_nb.server.errors import StorageError
 from openhcs_nb.server.jobs import ExecutionRecord, ExecutionTrigger
+from openhcs_nb.server.log_format import ids
 from openhcs_nb.server.omero_access import is_omero_ref
 from openhcs_nb.server.peers import Peer
 from openhcs_nb.server.plate_phase_runs import prepare_phase
@@ -111,10 +111,17 @@ class Work:
         code_hash = pipeline_hash(msg.pipeline_code)
         omero = is_omero_ref(msg.plate) and self.h.omero is not None
         try:
-            pipeline = load_pipeline(msg.pipeline_code, self.h.catalogue)
+            pipeline = self.h.trust.load(
+                msg.pipeline_code, self.h.catalogue, peer.user, self._groups(peer)
+            )
             plate = self.open_plate(msg.plate, peer)
             plan = compile_pipeline(
-                pipeline, plate, msg.wells, device=self._device, code=msg.pipeline_code
+                pipeline,
+                plate,
+                msg.wells,
+                device=self._device,
+                code=msg.pipeline_code,
+                gpu_oom=self.h.config.execution.gpu_oom,
             )
             record = self._create(msg, peer, list(plan.wells), omero)
             if omero:
@@ -161,6 +168,7 @@ class Work:
             peer.user,
             len(plan.wells),
             msg.plate,
+            extra=ids(user=peer.user),
         )
         reply = Submitted(
             rid=msg.rid,
@@ -170,6 +178,14 @@ class Work:
             stream_key=record.stream_key,
         )
         return reply, []
+
+    def _groups(self, peer: Peer) -> list[str]:
+        """The OMERO group of the peer's session, for ``[trust] groups``."""
+        if not self.h.config.trust.groups or self.h.omero is None:
+            return []
+        if not peer.omero_key:
+            return []
+        return [self.h.omero.pool.join(peer.omero_key).group_name]
 
     @property
     def _device(self) -> str:
@@ -202,7 +218,9 @@ class Work:
 
     def preview(self, msg: Preview, peer: Peer) -> None:
         """Compile a one-well preview and hand it to the scheduler."""
-        pipeline = load_pipeline(msg.pipeline_code, self.h.catalogue)
+        pipeline = self.h.trust.load(
+            msg.pipeline_code, self.h.catalogue, peer.user, self._groups(peer)
+        )
         plate = self.open_plate(msg.plate, peer)
         well = plate.check_well(msg.well)
         fields = plate.layout.fields
@@ -211,7 +229,12 @@ class Work:
                 f"site {msg.site} is not a field of well {well} (fields 0-{fields - 1})"
             )
         plan = compile_pipeline(
-            pipeline, plate, [well], device=self._device, code=msg.pipeline_code
+            pipeline,
+            plate,
+            [well],
+            device=self._device,
+            code=msg.pipeline_code,
+            gpu_oom=self.h.config.execution.gpu_oom,
         )
         size = max(16, min(msg.max_size, 4096))
         carried = plate if is_omero_ref(msg.plate) else None
@@ -310,10 +333,17 @@ class Work:
     def _requeue(
         self, record: ExecutionRecord, plate: Plate, carried: Plate | None
     ) -> None:
-        pipeline = load_pipeline(record.pipeline_code, self.h.catalogue)
+        pipeline = self.h.trust.load(
+            record.pipeline_code, self.h.catalogue, record.user
+        )
         wells = [w.well for w in self.h.store.wells(record.id)]
         plan = compile_pipeline(
-            pipeline, plate, wells, device=self._device, code=record.pipeline_code
+            pipeline,
+            plate,
+            wells,
+            device=self._device,
+            code=record.pipeline_code,
+            gpu_oom=self.h.config.execution.gpu_oom,
         )
         pending = self.h.store.pending_wells(record.id)
         preview_size = int(record.options.get("preview_size", 256))

@@ -35,6 +35,7 @@ from typing import Any
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.worker_limits import WorkerLimits, apply_limits
 from openhcs_nb.plates.model import Plate
+from openhcs_nb.server.worker_health import WorkerHealth
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,21 @@ def _importing() -> bool:
     )
 
 
+def run_task(task: Task) -> Any:
+    """Compute one task in this process: a server worker or a Dask worker."""
+    from openhcs_nb.execution.plate_phase import contribute
+    from openhcs_nb.execution.preview import preview_well
+    from openhcs_nb.execution.well import run_well
+
+    if isinstance(task, WellTask):
+        return run_well(task.plan, task.well, task.out, task.preview_size, task.plate)
+    if isinstance(task, PhaseTask):
+        return contribute(task.plan, task.well, task.out, task.plate)
+    return preview_well(
+        task.plan, task.well, task.upto, task.site, task.max_size, task.plate
+    )
+
+
 def _worker_main(
     conn: Connection, device: str, cancel: Any, current: Any, limits: WorkerLimits
 ) -> None:
@@ -124,9 +140,9 @@ def _worker_main(
 
     signal.signal(signal.SIGUSR1, on_cancel)
     signal.signal(signal.SIGALRM, on_cancel)
-    from openhcs_nb.execution.plate_phase import contribute
-    from openhcs_nb.execution.preview import preview_well
-    from openhcs_nb.execution.well import run_well
+    import openhcs_nb.execution.plate_phase
+    import openhcs_nb.execution.preview
+    import openhcs_nb.execution.well  # noqa: F401  (imported before any cancel)
 
     while True:
         try:
@@ -140,21 +156,7 @@ def _worker_main(
         reply: tuple[int, str, Any]
         try:
             running[0] = serial
-            if isinstance(task, WellTask):
-                result: Any = run_well(
-                    task.plan, task.well, task.out, task.preview_size, task.plate
-                )
-            elif isinstance(task, PhaseTask):
-                result = contribute(task.plan, task.well, task.out, task.plate)
-            else:
-                result = preview_well(
-                    task.plan,
-                    task.well,
-                    task.upto,
-                    task.site,
-                    task.max_size,
-                    task.plate,
-                )
+            result = run_task(task)
             running[0] = 0
             reply = (serial, "ok", result)
         except TaskCancelled:
@@ -188,9 +190,11 @@ class Worker:
         self._lock = threading.Lock()
         self._cancel = ctx.Value("q", 0, lock=False)
         self._current = ctx.Value("q", 0, lock=False)
+        self.restarts = -1  # counts each replacement; the first start is not one
         self._start()
 
     def _start(self) -> None:
+        self.restarts += 1
         parent, child = self._ctx.Pipe()
         self._conn = parent
         self.process = self._ctx.Process(
@@ -271,6 +275,12 @@ class Worker:
         self.process.join(timeout=5)
         self._conn.close()
         self._start()
+
+    def health(self) -> WorkerHealth:
+        """Whether the process is up, how often it was replaced, and its pid."""
+        return WorkerHealth(
+            self.index, self.process.is_alive(), self.restarts, self.process.pid
+        )
 
     def cancel_current(self) -> None:
         """Interrupt whatever this worker is running now."""

@@ -26,7 +26,7 @@ from openhcs_nb.functions import (
     measure_objects,
     select_impl,
     subtract_background,
-    threshold_otsu,
+    watershed_split,
 )
 from openhcs_nb.pipeline.catalogue import Function
 
@@ -69,7 +69,8 @@ def test_when_device_is_cpu_then_the_numpy_impl_is_used():
 
 
 def test_when_function_has_no_twin_then_cuda_uses_the_numpy_impl(no_cupy):
-    assert select_impl(threshold_otsu, "cuda:0") is threshold_otsu.impl
+    # The watershed and the measurements have no CuPy / cuCIM twin.
+    assert select_impl(watershed_split, "cuda:0") is watershed_split.impl
     assert select_impl(measure_objects, "cuda") is measure_objects.impl
 
 

@@ -134,10 +134,27 @@ def check_omero(nb) -> None:
     assert "closed" in text_of(cells["close"])
 
 
+def check_custom_function(nb) -> None:
+    cells = cells_by_id(nb)
+    assert "custom function bright_nuclei" in text_of(cells["define"])
+    assert "k: float 1..5, default 1.3" in text_of(cells["define"])
+    assert widgets_of(cells["preview"]) == 1
+    assert "def bright_nuclei(" in text_of(cells["to-code"])
+    assert widgets_of(cells["run"]) == 2  # the run panel and the plate viewer
+    result = re.search(
+        r"done: (\d+) wells, (\d+) nuclei, (\d+) wells done", text_of(cells["result"])
+    )
+    assert result, text_of(cells["result"])
+    wells, nuclei, done = map(int, result.groups())
+    assert wells == done == CI_WELL_COUNT and nuclei > 0
+    assert "connection closed" in text_of(cells["close"])
+
+
 CHECKS: dict[str, Callable] = {
     "01_quickstart.ipynb": check_quickstart,
     "02_build_pipeline_cell_by_cell.ipynb": check_cell_by_cell,
     "03_omero.ipynb": check_omero,
+    "04_custom_function.ipynb": check_custom_function,
 }
 
 

@@ -2,8 +2,9 @@
 """A THIN test double of the OMERO connection calls listed in
 ``openhcs_nb/omero/gateway.py`` -- and nothing else.
 
-It stands in for the *server*: it answers our four HQL queries with real
-``omero.model`` graphs built from a fixture description (``omero_fixture.py``),
+It stands in for the *server*: it answers our five HQL queries (plate, files,
+links, ROIs, groups) with real ``omero.model`` graphs built from a fixture
+description (``omero_fixture.py``),
 applies OMERO's ACL as ``omero.model.PermissionsI`` reads the group's
 permission string (members see their groups' data, only their own in a private
 group; read-annotate and read-write groups let members annotate each other's
@@ -32,6 +33,7 @@ import itertools
 import json
 import sys
 import threading
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,10 @@ class DoubleServer(ModelRows):
         self.root = self.path.parent
         self.doc = json.loads(self.path.read_text(encoding="utf-8"))
         self.sessions: dict[str, str | None] = dict(self.doc["sessions"])
+        killed = self.doc.get("killed_sessions")
+        self.killed_path = self.root / killed if killed else None
+        logins = self.doc.get("login_sessions")
+        self.logins_path = self.root / logins if logins else None
         self.images = {i["id"]: i for i in self.doc["images"]}
         self.plates = {p["id"]: p for p in self.doc["plates"]}
         self.filesets = {f["id"]: f for f in self.doc["filesets"]}
@@ -88,10 +94,45 @@ class DoubleServer(ModelRows):
     # -- identity and ACL ---------------------------------------------------------
 
     def user(self, key: str) -> dict[str, Any]:
-        name = self.sessions.get(key)
+        name = self.session_user(key)
         if name is None:
             raise omero.RemovedSessionException(message=f"session {key[:4]}... gone")
         return {"name": name, **self.doc["users"][name]}
+
+    def session_user(self, key: str | None) -> str | None:
+        """The user of a live session key; None if unknown, expired or killed.
+
+        Keys listed in the description's ``killed_sessions`` file (one per
+        line) are gone, as when their user logs out of OMERO.web: another
+        process (a test) can end a session a server process has joined.
+        """
+        if key is None:
+            return None
+        killed = self.killed_path
+        if killed is not None and killed.exists() and key in killed.read_text().split():
+            return None
+        if key in self.sessions or self.logins_path is None:
+            return self.sessions.get(key)
+        if self.logins_path.exists():  # made by a login in another process
+            for line in self.logins_path.read_text(encoding="utf-8").splitlines():
+                made, _, name = line.partition(" ")
+                if made == key:
+                    return name
+        return None
+
+    def create_session(self, user: str) -> str:
+        """A new session of ``user`` (a password login), as OMERO keys them.
+
+        With ``login_sessions`` in the description it is also appended to that
+        file (``<key> <user>`` lines), so other processes built from the same
+        description know it: a hub logs in, an execution server joins.
+        """
+        key = str(uuid.uuid4())
+        self.sessions[key] = user
+        if self.logins_path is not None:
+            with self.logins_path.open("a", encoding="utf-8") as handle:
+                handle.write(f"{key} {user}\n")
+        return key
 
     def expire(self, key: str) -> None:
         """Make ``key`` invalid from now on (tests of long runs)."""
@@ -166,9 +207,8 @@ class DoubleGateway:
         if sUuid is None and user is not None:
             if self.server.doc.get("passwords", {}).get(user) != password:
                 return False
-            sUuid = f"{user}-login-{next(self.server.ids)}"
-            self.server.sessions[sUuid] = user
-        if not sUuid or self.server.sessions.get(sUuid) is None:
+            sUuid = self.server.create_session(user)
+        if not sUuid or self.server.session_user(sUuid) is None:
             return False
         self.key = sUuid
         return True
@@ -245,10 +285,13 @@ class DoubleGateway:
 
     def keepAlive(self) -> bool:
         self.server.calls.append("keepAlive")
-        return self.key is not None and self.server.sessions.get(self.key) is not None
+        return self.server.session_user(self.key) is not None
 
     def close(self, hard: bool = True) -> None:
+        """``hard`` kills the session (``killSession``), as BlitzGateway does."""
         self.server.closes.append(hard)
+        if hard and self.key is not None:
+            self.server.expire(self.key)
         self.key = None
         self._raw_pixels = None  # BlitzGateway drops its proxies (NoProxies)
 
@@ -290,6 +333,30 @@ class DoubleFactory:
     def server(self) -> DoubleServer:
         """The state the gateways of this factory share (tests inspect it)."""
         return server_for(self.description, self.instance)
+
+
+@dataclass(frozen=True)
+class LoginFactory:
+    """``BlitzGateway(username, passwd, host=, port=, secure=)`` on the double.
+
+    What a password login (``OmeroAuthenticator``, ``session.login``) builds:
+    ``connect()`` checks the description's ``passwords`` and makes a session.
+    """
+
+    description: Path
+    instance: str = ""
+
+    def __call__(
+        self,
+        username: str | None,
+        passwd: str | None,
+        host: str = "double",
+        port: int = 4064,
+        secure: bool = True,
+    ) -> DoubleGateway:
+        return DoubleGateway(
+            server_for(self.description, self.instance), host, port, username, passwd
+        )
 
 
 def factory_for(server: DoubleServer) -> DoubleFactory:

@@ -30,6 +30,14 @@ class ModelRows:
         """
         return omero.model.PermissionsI(self.doc["groups"][str(group)]["perms"])
 
+    def group_graph(self, group: int) -> Any:
+        """An ``ExperimenterGroupI`` as a query returns it: name and permissions."""
+        rec = self.doc["groups"][str(group)]
+        obj = omero.model.ExperimenterGroupI(group, True)
+        obj.name = rstring(rec["name"])
+        obj.details.permissions = self.permissions(group)
+        return obj
+
     def can_read(
         self, user: dict[str, Any], group: int, owner: int | None = None
     ) -> bool:

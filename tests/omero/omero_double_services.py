@@ -36,6 +36,14 @@ class DoubleQuery:
             return server.file_entries(values["ids"], user)
         if head == ANNOTATION_LINKS:
             return [ln for ln in server.links if unwrap(ln.parent.id) == values["pid"]]
+        if head == "ExperimenterGroup":
+            # Groups are system objects every user may read (as in OMERO);
+            # details.permissions is the group's own permission string.
+            return [
+                server.group_graph(gid)
+                for gid in values["ids"]
+                if str(gid) in server.doc["groups"]
+            ]
         if head == "Roi":
             wanted = set(values["ids"])
             return [
@@ -102,6 +110,7 @@ class DoubleUpdate:
                 child=unwrap(child.id),
                 ns=ns,
                 cls=type(child).__name__,
+                owner=user["name"],  # details.owner: who wrote it
             )
             return obj
         if isinstance(obj, omero.model.RoiI):

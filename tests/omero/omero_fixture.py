@@ -36,6 +36,8 @@ import tifffile
 SIZE = 64
 BOB, ALICE = "bob-session-0000-1111-2222-333344445555", "alice-session-key-9999"
 EXPIRED = "expired-session-key-0000"
+#: OMERO passwords: ``connect()`` of a password login checks them
+PASSWORDS = {"bob": "bob's omero password", "alice": "alice's omero password"}
 FILESET_DIR = "user_2/2026-11/24/10-22-33.123"
 ALICE_DIR = "user_5/2026-11/25/08-01-02.456"
 
@@ -332,6 +334,8 @@ def build_fixture(root: Path) -> Path:
             "11": {"name": "read-only", "perms": "rwr---"},
         },
         "sessions": {BOB: "bob", ALICE: "alice", EXPIRED: None},
+        "passwords": PASSWORDS,
+        "login_sessions": "login_sessions.txt",  # logins, seen by every process
         "plates": b.plates,
         "images": b.images,
         "filesets": b.filesets,

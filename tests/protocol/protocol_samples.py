@@ -44,7 +44,26 @@ from openhcs_nb.protocol import (
     WellStarted,
     pack_arrays,
 )
-from openhcs_nb.protocol.messages import Pyramid, PyramidReply, Tile, TileReply
+from openhcs_nb.protocol.messages import (
+    Pyramid,
+    PyramidReply,
+    ServerStatus,
+    ServerStatusReply,
+    Tile,
+    TileReply,
+    WellObjects,
+    WellObjectsReply,
+)
+from openhcs_nb.protocol.preset_messages import (
+    DeletePreset,
+    GetPreset,
+    ListPresets,
+    PresetDeleted,
+    PresetInfo,
+    PresetReply,
+    PresetsReply,
+    SavePreset,
+)
 
 Sample = tuple[Any, list[Any], dict[str, np.ndarray]]
 
@@ -116,6 +135,16 @@ def client_samples() -> list[Sample]:
             [],
             {},
         ),
+        (ServerStatus(rid=13), [], {}),
+        (WellObjects(rid=14, execution_id="ex-1", well="B03", site=1), [], {}),
+        (ListPresets(rid=15), [], {}),
+        (GetPreset(rid=16, name="nuclei"), [], {}),
+        (
+            SavePreset(rid=17, name="nuclei", code="p = 1\n", replace=True),
+            [],
+            {},
+        ),
+        (DeletePreset(rid=18, name="nuclei"), [], {}),
     ]
 
 
@@ -265,6 +294,22 @@ def server_samples() -> list[Sample]:
             {},
         ),
         _tile_reply_sample(),
+        _well_objects_reply_sample(),
+        (
+            ServerStatusReply(
+                rid=13,
+                workers=2,
+                queued_wells=5,
+                running_wells=2,
+                active_executions=3,
+                user_active_executions=1,
+            ),
+            [],
+            {},
+        ),
+        (PresetsReply(rid=15, presets=[_preset_sample()]), [], {}),
+        (PresetReply(rid=16, preset=_preset_sample()), [], {}),
+        (PresetDeleted(rid=18, name="nuclei"), [], {}),
         (
             ErrorReply(
                 rid=10,
@@ -278,6 +323,20 @@ def server_samples() -> list[Sample]:
     ]
 
 
+def _preset_sample() -> PresetInfo:
+    return PresetInfo(
+        name="nuclei",
+        code="p = 1\n",
+        description="count nuclei",
+        owner="omero:bob",
+        group="screening",
+        group_id=3,
+        created_at=1.5,
+        updated_at=2.5,
+        editable=True,
+    )
+
+
 def _tile_reply_sample() -> tuple[Any, list[Any], dict[str, np.ndarray]]:
     tile = np.arange(12, dtype=np.uint16).reshape(3, 4)
     packer = ArrayPacker()
@@ -286,6 +345,23 @@ def _tile_reply_sample() -> tuple[Any, list[Any], dict[str, np.ndarray]]:
         packer.buffers,
         {"tile": tile},
     )
+
+
+def _well_objects_reply_sample() -> tuple[Any, list[Any], dict[str, np.ndarray]]:
+    area = np.array([120, 85], dtype=np.int64)
+    packer = ArrayPacker()
+    reply = WellObjectsReply(
+        rid=14,
+        execution_id="ex-1",
+        well="B03",
+        site=1,
+        rows=2,
+        columns=["object_set", "area"],
+        numbers=[packer.add("area", area)],
+        text={"object_set": ["nuclei", None]},
+        units={"area": "px²"},
+    )
+    return reply, packer.buffers, {}  # refs in ``numbers``: test_objects_query
 
 
 def union_members(union: Any) -> set[type]:

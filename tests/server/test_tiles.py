@@ -87,6 +87,8 @@ def test_when_plate_tiles_are_read_then_they_equal_crops_of_the_field(
     where = {"plate": SMALL, "well": "A02", "site": 1, "name": "image/GFP"}
     edge = _tile(alice, **where, level=0, ty=2, tx=1, size=100)
     np.testing.assert_array_equal(edge, plane[200:256, 100:200])
+    # Level 1 is the plate's stored level now (test_stored_levels.py proves the
+    # source); the synthetic writer stores exact 2 x 2 block means.
     blocks = plane.astype(np.float64).reshape(128, 2, 128, 2).mean(axis=(1, 3))
     half = np.rint(blocks).astype(plane.dtype)
     tile = _tile(alice, **where, level=1, ty=0, tx=1, size=100)

@@ -1,9 +1,11 @@
-// openhcs-nb plate viewer: the plate map, its legend, measurement picker and
-// histogram. Wells are coloured by status or by a per-well measurement;
-// clicking a well selects it, clicking a histogram bar outlines its wells.
-// Plain ES module.
+// openhcs-nb plate viewer: the plate map, its legend, measurement picker,
+// histogram and feature scatter. Wells are coloured by status or by a
+// per-well measurement (grouped by object set in the picker); clicking a
+// well or a scatter point selects it, clicking a histogram bar outlines its
+// wells (and selects the well of a one-well bar). Plain ES module.
 
 import { EMPTY_COLOR, NO_VALUE_COLOR, STATUS_COLORS, viridis, viridisGradient } from "./colors.js";
+import { createFeaturePlot, fillPicker } from "./feature_plot.js";
 import { createHistogram } from "./histogram.js";
 
 /** An element with a class and text. */
@@ -44,7 +46,10 @@ export function createPlateMap(pane, source, get) {
   const grid = h("div", "ohnb-grid");
   const legend = h("div", "ohnb-legend");
   const histBox = h("div", "ohnb-histogram-box");
-  pane.append(plateBar, grid, legend, histBox);
+  const plotBox = h("div", "ohnb-plot-box");
+  const features = h("div", "ohnb-features");
+  features.append(histBox, plotBox);
+  pane.append(plateBar, grid, legend, features);
 
   let cells = new Map();
   let gridKey = "";
@@ -52,8 +57,11 @@ export function createPlateMap(pane, source, get) {
   let pickedFor = "";
   const histogram = createHistogram(histBox, (wells) => {
     picked = new Set(wells);
+    // A bar of one well is that well: select it, as its cell or point would.
+    if (wells.length === 1) source.set("selected_well", wells[0]);
     render();
   }, formatValue);
+  const plot = createFeaturePlot(plotBox, source, get, formatValue);
 
   function buildGrid() {
     const rows = get("rows", []);
@@ -122,6 +130,7 @@ export function createPlateMap(pane, source, get) {
     }
     renderLegend(m, range, status);
     histogram.update(values, m);
+    plot.render();
   }
 
   function renderLegend(m, range, status) {
@@ -148,14 +157,7 @@ export function createPlateMap(pane, source, get) {
   }
 
   function renderPicker() {
-    const names = ["status", ...get("measurements", [])];
-    const current = get("measurement", "status");
-    picker.replaceChildren(...names.map((n) => {
-      const opt = h("option", "", n);
-      opt.value = n;
-      return opt;
-    }));
-    picker.value = names.includes(current) ? current : "status";
+    fillPicker(picker, get("measurements", []), get("measurement", "status"), ["status"]);
   }
 
   picker.addEventListener("change", () => source.set("measurement", picker.value));

@@ -1,9 +1,9 @@
 // openhcs-nb plate viewer: a plate map coloured by status or a measurement,
 // and a well view with channel colours, contrast and label outlines.
 // Plain ES module, no build step, no network. The zoomable well canvas is in
-// well_view.js, the plate map and its histogram in plate_map.js and
-// histogram.js, colours in colors.js, the sources in sources.js; viewer.py
-// joins the parts into anywidget's one module.
+// well_view.js, the plate map, its histogram and scatter in plate_map.js,
+// histogram.js and feature_plot.js, colours in colors.js, the sources in
+// sources.js; viewer.py joins the parts into anywidget's one module.
 //
 // Two layers:
 //  (a) createPlateViewer(el, source): the rendering core. It knows nothing
@@ -25,7 +25,10 @@
 //   status: {well: "queued"|"running"|"done"|"failed"|"cancelled"}
 //   errors: {well: string}             why a well failed (tooltips)
 //   values: {well: {measurement: number|null}}
+//     (from a widget these three arrive as deltas by custom message; see
+//      modelSource in sources.js)
 //   measurement: "status" | a measurement name; measurements: string[]
+//   plot_x, plot_y: string             the scatter's axes ("": the first two)
 //   selected_well: string; field: number; show_labels: boolean
 //   message: string                    about the well view (e.g. a fetch error)
 //   run_state: string                  the execution's state ("running", "done"...)
@@ -37,8 +40,8 @@
 //               little-endian, each starting at its byte offset
 //   pixel_size: number                 µm per full-resolution pixel (0: unknown)
 //   label_mode: "outline" | "filled"  how labels are drawn
-// The user sets: selected_well, field, measurement, channels, show_labels,
-// label_mode.
+// The user sets: selected_well, field, measurement, plot_x, plot_y, channels,
+// show_labels, label_mode.
 // Optional source.send / source.onMessage carry tile requests (well_view.js).
 
 import { hexToRgb, labelColors } from "./colors.js";
@@ -334,7 +337,7 @@ export function createPlateViewer(el, source) {
   const listen = (keys, fn) => {
     for (const key of keys) offs.push(source.on(key, fn));
   };
-  listen(["rows", "columns", "wells", "status", "values", "errors", "measurement", "selected_well", "plate_name", "run_state"], plate.render);
+  listen(["rows", "columns", "wells", "status", "values", "errors", "measurement", "selected_well", "plate_name", "run_state", "measurements", "plot_x", "plot_y"], plate.render);
   listen(["measurements", "measurement"], plate.renderPicker);
   listen(["image_data", "image_meta"], renderImage);
   listen(["channels"], () => {
@@ -370,7 +373,12 @@ export function createPlateViewer(el, source) {
 
 export default {
   render({ model, el }) {
-    const viewer = createPlateViewer(el, modelSource(model));
-    return () => viewer.destroy();
+    const source = modelSource(model);
+    const viewer = createPlateViewer(el, source);
+    source.ready(); // the wells come as deltas; this view needs all of them
+    return () => {
+      viewer.destroy();
+      source.close();
+    };
   },
 };

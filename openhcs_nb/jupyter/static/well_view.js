@@ -1,9 +1,16 @@
 // openhcs-nb well view: a zoomable canvas that draws the preview at fit and
 // full-resolution tiles, fetched on demand, once the zoom passes it.
-// Plain ES module, no imports (viewer.py joins it before plate_viewer.js).
+// Plain ES module; its one import is joined in by viewer.py (before
+// plate_viewer.js).
 //
 // Conventions (napari / OpenSeadragon): wheel zooms about the cursor, drag
 // pans, double-click zooms in, "+"/"-" zoom, "0" or Home fits.
+//
+// Object inspection (object_inspect.js): the label ids under the cursor are
+// read from the labels planes in hand (level-0 or coarser tiles, else the
+// preview; both subsample labels, so an id is always a real object's). Hover
+// highlights those objects and shows their measurements; click pins them;
+// Escape or a click on background clears.
 //
 // Tiles travel as messages, through two optional source functions:
 //   source.send(content)              ask the server ({type: "pyramid"|"tile"|"cancel"})
@@ -11,8 +18,12 @@
 // A reply whose id is no longer pending (another well, field or level, or
 // scrolled off) is dropped, so a stale tile can never land.
 
+import { createObjectInspector } from "./object_inspect.js";
+
 const ZOOM_STEP = 1.25;
 const MAX_SCALE = 32; // screen pixels per full-resolution pixel
+const HIGHLIGHT = [255, 255, 255, 150]; // RGBA over the inspected objects
+const CLICK_SLOP = 4; // screen pixels a click may move and still be a click
 
 /** Nice scale-bar length (1, 2 or 5 x 10^k) near `target` units. */
 export function niceLength(target) {
@@ -46,6 +57,31 @@ export function visibleTiles(rect, shape, factor, size) {
   return out;
 }
 
+/** Objects [{set, label}] at pixel `i` of `planes`' labels (0 is background). */
+export function labelHits(planes, i) {
+  const hits = [];
+  for (const p of planes) {
+    if (p.kind !== "labels") continue;
+    const label = p.array[i];
+    if (label) hits.push({ set: p.name, label });
+  }
+  return hits;
+}
+
+/** RGBA that covers the pixels of `targets` ([{set, label}]) in `planes`. */
+export function highlightPixels(planes, width, height, targets) {
+  const out = new Uint8ClampedArray(width * height * 4);
+  for (const t of targets) {
+    const plane = planes.find((p) => p.kind === "labels" && p.name === t.set);
+    if (!plane) continue;
+    const a = plane.array;
+    for (let i = 0; i < width * height; i++) {
+      if (a[i] === t.label) out.set(HIGHLIGHT, 4 * i);
+    }
+  }
+  return out;
+}
+
 function rgbaCanvas(pixels, width, height) {
   const c = document.createElement("canvas");
   c.width = width;
@@ -66,6 +102,8 @@ export function createWellView(box, source, opts) {
   canvas.width = 1;
   canvas.height = 1;
   box.append(canvas);
+  const inspector = createObjectInspector(box, source);
+  const highlights = new WeakMap(); // preview or tile -> {sig, canvas}
   let preview = null; // {canvas, planes, width, height}
   let key = ""; // "well|field" shown
   let levels = []; // [[h, w], ...] of the full image, level 0 first
@@ -159,6 +197,8 @@ export function createWellView(box, source, opts) {
     const [h, w] = full();
     ctx.imageSmoothingEnabled = scale < 1; // sharp pixels beyond 1:1
     ctx.drawImage(preview.canvas, -ox * scale, -oy * scale, w * scale, h * scale);
+    const lit = highlightOf(preview);
+    if (lit) ctx.drawImage(lit, -ox * scale, -oy * scale, w * scale, h * scale);
     const level = wantedLevel();
     for (const t of tiles.values()) {
       if (t.level !== level) continue;
@@ -166,6 +206,8 @@ export function createWellView(box, source, opts) {
       const x = (t.tx * tileSize * f - ox) * scale;
       const y = (t.ty * tileSize * f - oy) * scale;
       ctx.drawImage(t.canvas, x, y, t.width * f * scale, t.height * f * scale);
+      const tileLit = highlightOf(t);
+      if (tileLit) ctx.drawImage(tileLit, x, y, t.width * f * scale, t.height * f * scale);
     }
     const size = opts.pixelSize();
     const unit = size > 0 ? "µm" : "px";
@@ -173,16 +215,27 @@ export function createWellView(box, source, opts) {
     opts.scaleBar(`${length} ${unit}`, (length / (size > 0 ? size : 1)) * scale);
   }
 
+  /** The highlight canvas of a preview or tile for the inspected objects, or null. */
+  function highlightOf(item) {
+    const targets = inspector.targets();
+    if (!targets.length) return null;
+    const sig = targets.map((t) => `${t.set}|${t.label}`).join(" ");
+    const known = highlights.get(item);
+    if (known && known.sig === sig) return known.canvas;
+    const canvas = rgbaCanvas(highlightPixels(item.planes, item.width, item.height, targets), item.width, item.height);
+    highlights.set(item, { sig, canvas });
+    return canvas;
+  }
+
   function update() {
     if (source.send) request();
     draw();
   }
 
-  function readout(sx, sy) {
-    const x = Math.floor(ox + sx / scale);
-    const y = Math.floor(oy + sy / scale);
+  /** [planes, index, where] of the finest pixel in hand under full-res (x, y), or null. */
+  function pixelAt(x, y) {
     const [h, w] = full();
-    if (!preview || x < 0 || y < 0 || x >= w || y >= h) return opts.readout("");
+    if (!preview || x < 0 || y < 0 || x >= w || y >= h) return null;
     const level = wantedLevel();
     let hit = null;
     for (const t of tiles.values()) {
@@ -197,6 +250,21 @@ export function createWellView(box, source, opts) {
       const py = Math.floor((y * preview.height) / h);
       hit = [preview.planes, py * preview.width + px, preview.width < w ? "preview" : ""];
     }
+    return hit;
+  }
+
+  const fullAt = (sx, sy) => [Math.floor(ox + sx / scale), Math.floor(oy + sy / scale)];
+
+  /** The objects under screen point (sx, sy). */
+  function hitsAt(sx, sy) {
+    const hit = pixelAt(...fullAt(sx, sy));
+    return hit ? labelHits(hit[0], hit[1]) : [];
+  }
+
+  function readout(sx, sy) {
+    const [x, y] = fullAt(sx, sy);
+    const hit = pixelAt(x, y);
+    if (!hit) return opts.readout("");
     const [planes, i, where] = hit;
     const values = planes.filter((p) => p.kind === "image" && opts.visible(p.name)).map((p) => `${p.name} ${p.array[i]}`);
     const tag = where && where !== "level 0" ? ` (${where})` : "";
@@ -204,7 +272,7 @@ export function createWellView(box, source, opts) {
   }
 
   function onMessage(content, buffers) {
-    if (!content || !pending.has(content.id)) return; // stale or cancelled
+    if (!content || content.type === "objects" || !pending.has(content.id)) return; // stale, cancelled or not a tile
     const k = pending.get(content.id);
     pending.delete(content.id);
     if (content.error) return opts.readout(content.error);
@@ -227,6 +295,7 @@ export function createWellView(box, source, opts) {
   }
 
   let drag = null;
+  let downAt = null; // where the last press was, to tell a click from a drag
   const at = (e) => {
     const r = canvas.getBoundingClientRect();
     return [((e.clientX - r.left) * canvas.width) / (r.width || 1), ((e.clientY - r.top) * canvas.height) / (r.height || 1)];
@@ -234,7 +303,11 @@ export function createWellView(box, source, opts) {
   const listeners = [
     ["wheel", (e) => { e.preventDefault(); const [x, y] = at(e); zoomAt(e.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP, x, y); }],
     ["dblclick", (e) => { const [x, y] = at(e); zoomAt(2, x, y); }],
-    ["mousedown", (e) => { drag = [e.clientX, e.clientY, ox, oy]; canvas.focus(); }],
+    ["mousedown", (e) => { drag = [e.clientX, e.clientY, ox, oy]; downAt = [e.clientX, e.clientY]; canvas.focus(); }],
+    ["click", (e) => {
+      if (downAt && Math.hypot(e.clientX - downAt[0], e.clientY - downAt[1]) > CLICK_SLOP) return; // a drag
+      if (inspector.click(hitsAt(...at(e)))) draw();
+    }],
     ["mousemove", (e) => {
       const [x, y] = at(e);
       if (drag) {
@@ -246,14 +319,16 @@ export function createWellView(box, source, opts) {
         update();
       }
       readout(x, y);
+      if (!drag && inspector.hover(hitsAt(x, y))) draw();
     }],
     ["mouseup", () => { drag = null; }],
-    ["mouseleave", () => { drag = null; opts.readout(""); }],
+    ["mouseleave", () => { drag = null; opts.readout(""); if (inspector.hover([])) draw(); }],
     ["keydown", (e) => {
       const [cw, ch] = viewSize();
       if (e.key === "+" || e.key === "=") zoomAt(ZOOM_STEP, cw / 2, ch / 2);
       else if (e.key === "-") zoomAt(1 / ZOOM_STEP, cw / 2, ch / 2);
       else if (e.key === "0" || e.key === "Home") fit();
+      else if (e.key === "Escape") { if (inspector.clear()) draw(); }
       else return;
       e.preventDefault();
     }],
@@ -267,6 +342,7 @@ export function createWellView(box, source, opts) {
     show(planes, width, height, well, field) {
       const next = `${well}|${field}`;
       preview = width && height ? { planes, width, height, canvas: rgbaCanvas(opts.compose(planes, width, height), width, height) } : null;
+      inspector.setView(well, field, planes.some((p) => p.kind === "labels"));
       if (next !== key || !preview) {
         if (pending.size && source.send) source.send({ type: "cancel", ids: [...pending.keys()] });
         pending.clear();
@@ -290,7 +366,7 @@ export function createWellView(box, source, opts) {
       for (const t of tiles.values()) t.canvas = rgbaCanvas(opts.compose(t.planes, t.width, t.height), t.width, t.height);
       draw();
     },
-    view: () => ({ scale, ox, oy, level: wantedLevel(), pending: pending.size, tiles: tiles.size }),
-    destroy() { off(); canvas.remove(); },
+    view: () => ({ scale, ox, oy, level: wantedLevel(), pending: pending.size, tiles: tiles.size, inspected: inspector.targets() }),
+    destroy() { off(); inspector.destroy(); canvas.remove(); },
   };
 }

@@ -1,0 +1,96 @@
+"""Tiles' own budget per user: a rate of tiles and a cap on unread tile bytes.
+
+A viewer that pans asks for many tiles a second. Were they charged to the
+user's command rate (``[limits] requests_per_second``), a fast pan could starve
+that user's Status or Cancel. So a tile gives back the command token it was
+charged on arrival and is charged to its own token bucket instead
+(``[limits] tiles_per_second``, ``tile_burst``).
+
+Tile replies are also the bulk of a viewer's bytes. A tile is refused while the
+user's unread replies (over all their connections, as the outbox counts them)
+already reach ``[limits] tile_bytes_in_flight``, which is kept below the
+per-peer ``peer_send_budget_bytes``, so the other replies still have room.
+Both refusals are typed, one line, and name the limit to change.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from openhcs_nb.server.errors import RateLimitedError
+from openhcs_nb.server.rate_limit import RateLimiter
+
+
+class TileRateLimitedError(RateLimitedError):
+    """The user asked for tiles faster than ``[limits] tiles_per_second``.
+
+    Only this tile is refused; the connection and the user's other commands go on.
+    """
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TileBytesError(RateLimitedError):
+    """The user's unread replies already reach ``[limits] tile_bytes_in_flight``.
+
+    Only this tile is refused; it may be asked for again once the client reads.
+    """
+
+    code = "busy"
+
+
+class TileBudget:
+    """Admits or refuses one tile of a user (the server's loop thread only)."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        bytes_in_flight: int,
+        unread: Callable[[str], int],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``unread(user)`` is the bytes of replies the user has not read yet."""
+        self.rate = rate
+        self.bytes_in_flight = bytes_in_flight
+        self._bucket = RateLimiter(rate, burst, clock)
+        self._unread = unread
+
+    def admit(self, user: str) -> None:
+        """Spend one tile token of ``user``.
+
+        Raises
+        ------
+        TileRateLimitedError
+            No token left; the reply says when the next one comes.
+        """
+        wait = self._bucket.take(user)
+        if wait:
+            raise TileRateLimitedError(
+                f"user {user!r} asks for more than {self.rate:g} tiles per second "
+                f"([limits] tiles_per_second); retry in {wait:.2f} s",
+                retry_after=f"{wait:.3f}",
+            )
+
+    def check_bytes(self, user: str, nbytes: int) -> None:
+        """Refuse a tile of ``nbytes`` while the user's unread bytes are at the cap.
+
+        A tile larger than the whole cap still goes when nothing is unread.
+
+        Raises
+        ------
+        TileBytesError
+            The user's unread replies would pass ``tile_bytes_in_flight``.
+        """
+        if self.bytes_in_flight <= 0:
+            return
+        held = self._unread(user)
+        if held and held + nbytes > self.bytes_in_flight:
+            raise TileBytesError(
+                f"user {user!r} has {held / 2**20:.1f} MiB of replies unread "
+                f"([limits] tile_bytes_in_flight = {self.bytes_in_flight}); "
+                "read them, then ask for the tile again"
+            )

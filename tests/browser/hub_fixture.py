@@ -1,0 +1,113 @@
+"""Helpers for real-JupyterHub tests: start a hub, log a user in and run a notebook.
+
+``test_jupyterhub.py`` has the original copies (a shared password); these
+take the user's own password, so an authenticator that checks it against
+OMERO can be driven through the same login page.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import nbformat
+from lab import SECOND, wait_for_value
+from test_jupyterhub import VENV_BIN, _wait_for_hub
+
+
+def write_notebook(path: Path, cells: list[str]) -> None:
+    """A notebook of ``cells`` on the python3 kernel."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+def prepare_home(base: Path, user: str, cells: list[str]) -> Path:
+    """``base/home/USER`` with ``run.ipynb`` and JupyterLab's news turned off."""
+    home = base / "home" / user
+    home.mkdir(parents=True)
+    write_notebook(home / "run.ipynb", cells)
+    news = home / ".jupyter" / "lab" / "user-settings" / "@jupyterlab"
+    news = news / "apputils-extension"
+    news.mkdir(parents=True)
+    (news / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+    return home
+
+
+@contextmanager
+def running_hub(
+    config: Path, url: str, env: dict[str, str]
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """``jupyterhub -f config`` until the block ends (it stops its users' servers)."""
+    base = config.parent
+    log = base / "hub.log"
+    with log.open("wb") as out:
+        hub = subprocess.Popen(
+            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
+            cwd=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    try:
+        _wait_for_hub(url, hub, log)
+        yield hub, log
+    finally:
+        hub.terminate()
+        try:
+            hub.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(hub.pid, 9)
+
+
+def log_in(tab, url: str, user: str, password: str) -> None:
+    """Fill the hub's login form and submit it."""
+    tab.goto(f"{url}/hub/login")
+    tab.fill("#username_input", user)
+    tab.fill("#password_input", password)
+    tab.click("#login_submit")
+
+
+def log_in_and_run(browser, url: str, user: str, password: str, home: Path) -> dict:
+    """Log in, run all cells of ``run.ipynb``; what its last cell wrote to seen.json."""
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    tab = context.new_page()
+    try:
+        log_in(tab, url, user, password)
+        tab.wait_for_url(f"**/user/{user}/lab**", timeout=150 * SECOND)
+        tab.goto(f"{url}/user/{user}/lab/tree/run.ipynb")
+        tab.locator("#jp-main-statusbar").get_by_text(
+            "Python 3 (ipykernel) | Idle"
+        ).wait_for(timeout=120 * SECOND)
+        tab.get_by_role("menuitem", name="Run", exact=True).click()
+        tab.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        seen = home / "seen.json"
+        deadline = time.monotonic() + 240
+        while not seen.exists():
+            if time.monotonic() > deadline:
+                tab.screenshot(path=str(home / "timeout.png"))
+                raise AssertionError(f"{user}'s notebook did not finish")
+            time.sleep(0.5)
+        wait_for_value(
+            tab,
+            "document.body.innerText",
+            lambda text: f"checked {user}" in text,
+            30,
+            f"{user}'s last cell printed its check",
+        )
+        return json.loads(seen.read_text())
+    finally:
+        context.close()

@@ -1,0 +1,267 @@
+"""A real JupyterHub, two users, one execution server, each with their own key.
+
+The hub is the ``jupyterhub`` package with npm's configurable-http-proxy, a
+password authenticator and local-process spawners, configured exactly as
+``docs/jupyterhub.md`` shows: :class:`openhcs_nb.hub.KeyProvisioner` as the
+pre-spawn hook, which runs ``openhcs-server keys add`` for each user on their
+first spawn. Both users log in through the hub's login page in Chromium, run
+the same notebook in their own JupyterLab, and the checks read what each
+kernel saw and what the server stored: each run belongs to the key that
+submitted it, and neither user can reach the other's run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from lab import ARGS, CHROMIUM, SECOND, free_port, needs, wait_for_value
+from multiuser import make_users
+from server_process import ServerProcess
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+VENV_BIN = Path(sys.executable).parent
+PASSWORD = "correct horse"
+USERS = ("alice", "bob")
+
+
+def proxy_command() -> Path:
+    cache = Path(os.environ.get("OPENHCS_NB_CACHE", "~/.cache/openhcs-nb"))
+    path = (
+        cache.expanduser()
+        / "node"
+        / "node_modules"
+        / ".bin"
+        / "configurable-http-proxy"
+    )
+    if not path.exists():
+        needs(f"configurable-http-proxy ({path}; ./run test installs it with npm)")
+    return path
+
+
+HUB_CONFIG = """
+from openhcs_nb.hub import KeyProvisioner
+
+c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
+c.ConfigurableHTTPProxy.command = [{proxy!r}]
+c.JupyterHub.db_url = "sqlite:///{base}/hub.sqlite"
+c.JupyterHub.cookie_secret_file = "{base}/cookie_secret"
+c.JupyterHub.authenticator_class = "dummy"
+c.DummyAuthenticator.password = {password!r}
+c.Authenticator.allowed_users = {users!r}
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "{base}/home/{{username}}"
+c.Spawner.cmd = [{singleuser!r}]
+c.Spawner.default_url = "/lab"
+c.Spawner.args = ["--allow-root"]  # CI runs as root; a facility never should
+c.Spawner.http_timeout = 90
+c.Spawner.start_timeout = 120
+c.Spawner.environment = {environment!r}
+c.Spawner.pre_spawn_hook = KeyProvisioner(
+    server_config={server_config!r},
+    keys_root="{base}/hub-keys",
+    server_address={server_address!r},
+    command=[{python!r}, "-m", "openhcs_nb.server.cli"],
+)
+"""
+
+
+def notebook(path: Path) -> None:
+    """What each user runs: connect with no arguments, run, look around."""
+    cells = [
+        "%load_ext openhcs_nb\nimport json, pathlib\nimport openhcs_nb as hcs",
+        "conn = %openhcs_connect",
+        "pipeline = hcs.nuclei_count_pipeline()",
+        "%openhcs_run plate=small.ome.zarr wells=A01:A02 pipeline=pipeline",
+        "table = _openhcs.result(timeout=180)\n"
+        "other = pathlib.Path('other_id')\n"
+        "denied = ''\n"
+        "if other.exists():\n"
+        "    try:\n"
+        "        conn.attach(other.read_text().strip())\n"
+        "    except Exception as exc:\n"
+        "        denied = str(exc)\n"
+        "seen = {\n"
+        "    'user': conn.server_info.user,\n"
+        "    'id': _openhcs.id,\n"
+        "    'counts': table['count'].tolist(),\n"
+        "    'executions': [e.execution_id for e in conn.executions()],\n"
+        "    'events': sorted({w for w in _openhcs.wells}),\n"
+        "    'denied': denied,\n"
+        "}\n"
+        "pathlib.Path('seen.json').write_text(json.dumps(seen))\n"
+        "print('checked', seen['user'])",
+    ]
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+@pytest.fixture
+def facility(tmp_path, plates_root):
+    """One CurveZMQ execution server and a JupyterHub in front of its users."""
+    proxy = proxy_command()
+    users = make_users(tmp_path / "keys", ["admin"])  # the server needs one key
+    server = ServerProcess(
+        tmp_path / "server", plates_root, workers=2, extra=users.security_toml
+    ).start()
+    base = tmp_path / "hub"
+    base.mkdir()
+    for user in USERS:
+        home = base / "home" / user
+        home.mkdir(parents=True)
+        notebook(home / "run.ipynb")
+        settings = home / ".jupyter" / "lab" / "user-settings"
+        news = settings / "@jupyterlab" / "apputils-extension"
+        news.mkdir(parents=True)
+        (news / "notification.jupyterlab-settings").write_text(
+            json.dumps({"fetchNews": "false", "checkForUpdates": False})
+        )
+    port = free_port()
+    config = base / "jupyterhub_config.py"
+    config.write_text(
+        HUB_CONFIG.format(
+            port=port,
+            hub_port=free_port(),
+            proxy_port=free_port(),
+            proxy=str(proxy),
+            base=base,
+            password=PASSWORD,
+            users=set(USERS),
+            singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
+            environment={
+                "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+                "TMPDIR": str(tmp_path),
+                "PYTHONUNBUFFERED": "1",
+            },
+            server_config=str(server.base / "server.toml"),
+            server_address=server.address,
+            python=sys.executable,
+        )
+    )
+    log = base / "hub.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENHCS_NB_")}
+    env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
+    with log.open("wb") as out:
+        hub = subprocess.Popen(
+            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
+            cwd=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    _wait_for_hub(url, hub, log)
+    try:
+        yield url, base, server, log
+    finally:
+        hub.terminate()  # the hub stops the users' servers it spawned
+        try:
+            hub.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(hub.pid, 9)
+        server.kill()
+
+
+def _wait_for_hub(url: str, hub: subprocess.Popen, log: Path) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + 90
+    while True:
+        if hub.poll() is not None:
+            raise RuntimeError(f"JupyterHub exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/hub/login", timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"no hub in 90 s:\n{log.read_text()[-3000:]}"
+                ) from None
+            time.sleep(0.3)
+
+
+def _log_in_and_run(browser, url: str, user: str, home: Path) -> dict:
+    context = browser.new_context(viewport={"width": 1300, "height": 900})
+    tab = context.new_page()
+    try:
+        tab.goto(f"{url}/hub/login")
+        tab.fill("#username_input", user)
+        tab.fill("#password_input", PASSWORD)
+        tab.click("#login_submit")
+        tab.wait_for_url(f"**/user/{user}/lab**", timeout=150 * SECOND)
+        tab.goto(f"{url}/user/{user}/lab/tree/run.ipynb")
+        tab.locator("#jp-main-statusbar").get_by_text(
+            "Python 3 (ipykernel) | Idle"
+        ).wait_for(timeout=120 * SECOND)
+        tab.get_by_role("menuitem", name="Run", exact=True).click()
+        tab.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        seen = home / "seen.json"
+        deadline = time.monotonic() + 240
+        while not seen.exists():
+            if time.monotonic() > deadline:
+                tab.screenshot(path=str(home / "timeout.png"))
+                raise AssertionError(f"{user}'s notebook did not finish")
+            time.sleep(0.5)
+        wait_for_value(
+            tab,
+            "document.body.innerText",
+            lambda text: f"checked {user}" in text,
+            30,
+            f"{user}'s last cell printed its check",
+        )
+        return json.loads(seen.read_text())
+    finally:
+        context.close()
+
+
+def test_two_hub_users_each_get_their_own_key_and_runs(facility):
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        needs(str(CHROMIUM))
+    url, base, server, log = facility
+    seen: dict[str, dict] = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        try:
+            seen["bob"] = _log_in_and_run(browser, url, "bob", base / "home" / "bob")
+            (base / "home" / "alice" / "other_id").write_text(seen["bob"]["id"])
+            seen["alice"] = _log_in_and_run(
+                browser, url, "alice", base / "home" / "alice"
+            )
+        finally:
+            browser.close()
+    for user in USERS:
+        assert seen[user]["user"] == user, log.read_text()[-2000:]
+        assert seen[user]["executions"] == [seen[user]["id"]]
+        assert seen[user]["events"] == ["A01", "A02"]
+        assert all(count > 0 for count in seen[user]["counts"])
+    assert seen["alice"]["denied"].startswith("no execution")
+    assert "not the owner" not in seen["alice"]["denied"]  # unknown and foreign alike
+    with sqlite3.connect(server.results_root / "jobs.sqlite3") as db:
+        owners = dict(db.execute("SELECT id, user FROM executions"))
+    assert owners == {seen["alice"]["id"]: "alice", seen["bob"]["id"]: "bob"}
+    keys = base / "hub-keys"
+    for user in USERS:
+        secret = keys / user / f"{user}.key_secret"
+        assert secret.stat().st_mode & 0o077 == 0
+    authorized = (server.base.parent / "keys" / "authorized_keys").read_text()
+    assert " alice" in authorized and " bob" in authorized
