@@ -97,6 +97,8 @@ def _inputs(size: int, planes: int) -> dict[str, tuple[str, np.ndarray, dict]]:
         "expand_labels": ("expand_labels", labels, {"distance": 10}),
         "project_z": ("project_z", image, {}),
         "composite_channels": ("composite_channels", image, {}),
+        # The planes as the channels of one field, measured in its objects.
+        "measure_objects": ("measure_objects", image, {"labels": labels[0]}),
     }
 
 
@@ -143,8 +145,25 @@ def _plate(size: int, fields: int, root: Path):
     return open_plate(path)
 
 
+def _time_well(plan, plate, well, device, repeats, sync) -> float:
+    """Median seconds of all steps in one go (planes kept across steps)."""
+    times = []
+    for _ in range(repeats + 1):
+        state = WellState.load(plate, well)
+        state.device = device
+        start = time.perf_counter()
+        run_steps(plan, state)
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
 def _time_steps(plan, plate, well, device, repeats, sync) -> list[float]:
-    """Median seconds of each step (in order, on one well's evolving state)."""
+    """Median seconds of each step (in order, on one well's evolving state).
+
+    Each step runs as a plan of its own, so held planes come back to the
+    host after it: the whole-well row times the steps in one go instead.
+    """
     runs: list[list[float]] = []
     for _ in range(repeats + 1):
         state = WellState.load(plate, well)
@@ -168,20 +187,22 @@ def bench_pipeline(size: int, fields: int, repeats: int, gpu: Any, root: Path) -
     cpu = compile_pipeline(pipeline, plate)
     dev = compile_pipeline(pipeline, plate, device="cuda:0")
     print(f"\n2. default pipeline, one well of {fields} fields x 2 channels x {size}²")
-    moves = transfers(dev)
-    print(
-        f"   device calls: {sum(c.device != 'cpu' for s in dev.steps for ch in s.chains for c in ch.calls)}"
-        f", transfers per group: {len(moves)} ({', '.join(f'{t.direction}@{t.function}' for t in moves)})"
-    )
+    report_transfers(dev)
     base = _time_steps(cpu, plate, well, None, repeats, _sync(None))
     generic = _time_steps(dev, plate, well, NUMPY, repeats, _sync(None))
     on_gpu = _time_steps(dev, plate, well, gpu, repeats, _sync(gpu)) if gpu else None
+    wells = [
+        _time_well(cpu, plate, well, None, repeats, _sync(None)),
+        _time_well(dev, plate, well, NUMPY, repeats, _sync(None)),
+    ]
+    if gpu:
+        wells.append(_time_well(dev, plate, well, gpu, repeats, _sync(gpu)))
     print(
         f"{'step':18s} {'cpu ms':>9s} {'xp=np ms':>9s} {'np÷cpu':>7s} {'gpu ms':>9s} {'gpu÷cpu':>8s}"
     )
     rows = list(zip([s.name for s in cpu.steps], base, generic, strict=True))
-    rows.append(("whole well", sum(base), sum(generic)))
-    gpu_times = [*on_gpu, sum(on_gpu)] if on_gpu else None
+    rows.append(("whole well", wells[0], wells[1]))
+    gpu_times = [*on_gpu, wells[2]] if on_gpu else None
     for i, (name, a, b) in enumerate(rows):
         line = f"{name:18s} {a * 1e3:9.1f} {b * 1e3:9.1f} {b / a:7.2f}"
         if gpu_times:
@@ -189,6 +210,38 @@ def bench_pipeline(size: int, fields: int, repeats: int, gpu: Any, root: Path) -
         else:
             line += f" {'-':>9s} {'-':>8s}"
         print(line)
+
+
+def _copies(plan) -> tuple[int, int]:
+    moves = transfers(plan)
+    return (
+        sum(t.direction == "to_device" for t in moves),
+        sum(t.direction == "to_host" for t in moves),
+    )
+
+
+def report_transfers(plan) -> None:
+    """Device calls and copies per well, and what keeping per step would cost."""
+    calls = [c for s in plan.steps for ch in s.chains for c in ch.calls]
+    placed = sum(c.device != "cpu" for c in calls)
+    per_step = dataclasses.replace(
+        plan,
+        steps=tuple(
+            dataclasses.replace(
+                s, chains=tuple(dataclasses.replace(c, stays=()) for c in s.chains)
+            )
+            for s in plan.steps
+        ),
+    )
+    up, down = _copies(plan)
+    old_up, old_down = _copies(per_step)
+    print(
+        f"   device calls: {placed} of {len(calls)}; copies per well (one per "
+        f"channel group): {up} up, {down} down (planes back on the host after "
+        f"every step: {old_up} up, {old_down} down)"
+    )
+    for t in transfers(plan):
+        print(f"     {t.step:14s} {t.direction:9s} {t.function} (channel {t.channel})")
 
 
 def bench_remote(gpu: Any, root: Path) -> None:

@@ -1,6 +1,7 @@
 """Viewer latency on loopback: a click to the full field, a zoom to sharp tiles.
 
 Run: python benchmarks/bench_viewer.py [--size 2048] [--repeats 30] [--inflight 6]
+     [--coarse-size 1024] [--coarse-demo]
 
 (a) "click a well to its full-resolution field": ``Execution.fetch_full`` of a
     finished well's field, against ``ResultsStore.read_field`` in process;
@@ -10,9 +11,10 @@ Run: python benchmarks/bench_viewer.py [--size 2048] [--repeats 30] [--inflight 
 
 (c) "zoom out to a coarse level": the first level-2 tile (256 x 256) of each
     field of a plate with demo-sized fields (``--coarse-size``, 1024² as the
-    demo plate), served from the level the OME-Zarr plate stores, against the
-    same plate with its stored levels hidden, where the server reads the full
-    plane and block-averages it (then caches it: warm figures are a second ask).
+    demo plate; ``--coarse-demo``: wells A01-A03 of the demo plate itself),
+    served from the level the OME-Zarr plate stores, against the same plate
+    with its stored levels hidden, where the server reads the full plane and
+    block-averages it (either way the level is cached: warm = a second ask).
 
 (a) and (b) print p50 and p95 in milliseconds over ``--repeats`` and the
 ratio remote / in-process of the p50s; (c) prints them over the plate's
@@ -39,6 +41,7 @@ import numpy as np
 from openhcs_nb import nuclei_count_pipeline
 from openhcs_nb.client import connect
 from openhcs_nb.plates import open_plate
+from openhcs_nb.plates.demo import demo_plate
 from openhcs_nb.plates.synthetic import SyntheticPlateSpec, generate_plate
 from openhcs_nb.results.store import ResultsStore
 from openhcs_nb.server.local import LocalServer
@@ -119,6 +122,11 @@ def main() -> None:
         "--coarse-size", type=int, default=1024, help="field side for (c)"
     )
     parser.add_argument(
+        "--coarse-demo",
+        action="store_true",
+        help="(c) on wells A01-A03 of the demo plate (generated if not cached)",
+    )
+    parser.add_argument(
         "--rate",
         type=float,
         default=0.0,
@@ -131,7 +139,7 @@ def main() -> None:
             rows=1, columns=1, fields=1, shape=(args.size, args.size), seed=3
         )
         generate_plate(spec, tmp / "plates" / PLATE, format="ome-zarr")
-        coarse = write_coarse_plates(tmp / "plates", args.coarse_size)
+        coarse = write_coarse_plates(tmp / "plates", args.coarse_size, args.coarse_demo)
         plate = open_plate(tmp / "plates" / PLATE)
         config = write_config(tmp, args.rate)
         serve = ["--config", str(config), "--log-level", "WARNING"]
@@ -176,26 +184,42 @@ def main() -> None:
                     timed(remote, args.repeats),
                     timed(local, args.repeats),
                 )
-            report_coarse(conn, coarse, name)
+            coarse_plate = open_plate(tmp / "plates" / STORED)
+            print(
+                f"coarse tiles: {'demo plate' if args.coarse_demo else 'synthetic'}, "
+                f"fields {coarse_plate.shape[0]}x{coarse_plate.shape[1]}"
+            )
+            report_coarse(conn, coarse, f"image/{coarse_plate.channels[0]}")
             conn.close()
 
 
-def write_coarse_plates(root: Path, size: int) -> list[tuple[str, int]]:
+def write_coarse_plates(root: Path, size: int, demo: bool) -> list[tuple[str, int]]:
     """Two copies of one plate: with its stored levels, and with them hidden.
 
-    Returns the ``(well, field)`` pairs of the plate.
+    ``demo``: wells A01-A03 of the demo plate (generated first if not cached),
+    else a synthetic plate of 3 wells with ``size``² fields. Returns the
+    ``(well, field)`` pairs.
     """
-    spec = SyntheticPlateSpec(
-        rows=1, columns=3, fields=4, shape=(size, size), dtype="uint16", seed=5
-    )
-    generate_plate(spec, root / STORED, format="ome-zarr")
+    if demo:
+        source = Path(demo_plate().ref)
+        for name in (".zattrs", ".zgroup", "A/.zgroup"):
+            (root / STORED / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source / name, root / STORED / name)
+        for column in (1, 2, 3):  # the other wells are listed but missing
+            shutil.copytree(source / f"A/{column}", root / STORED / f"A/{column}")
+    else:
+        spec = SyntheticPlateSpec(
+            rows=1, columns=3, fields=4, shape=(size, size), dtype="uint16", seed=5
+        )
+        generate_plate(spec, root / STORED, format="ome-zarr")
     shutil.copytree(root / STORED, root / COMPUTED)
     for attrs in (root / COMPUTED).glob("A/*/*/.zattrs"):
         doc = json.loads(attrs.read_text())
         for image in doc["multiscales"]:
             image["datasets"] = image["datasets"][:1]  # level 0 only
         attrs.write_text(json.dumps(doc))
-    return [(f"A{c:02d}", f) for c in range(1, 4) for f in range(4)]
+    fields = open_plate(root / STORED).layout.fields
+    return [(f"A{c:02d}", f) for c in range(1, 4) for f in range(fields)]
 
 
 def report_coarse(conn: object, fields: list[tuple[str, int]], name: str) -> None:

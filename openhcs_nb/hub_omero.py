@@ -108,7 +108,7 @@ class OmeroAuthenticator(Authenticator):
             login = await asyncio.to_thread(self._login, username, password)
         except OmeroUnavailableError as exc:
             self.log.warning("OMERO login of %s failed: %s", username, exc)
-            raise web.HTTPError(503, str(exc)) from None
+            raise web.HTTPError(503, "%s", exc) from None
         if login is None:
             self.log.warning(
                 "OMERO at %s refused the login of %s", self.where, username

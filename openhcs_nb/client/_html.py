@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from html import escape
+from typing import Any
 
 from openhcs_nb.client._wells import state_name
+from openhcs_nb.client.errors import ConnectionClosed
+from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.protocol import ExecutionInfo, HelloReply
 
 _COLOURS = {
@@ -117,3 +120,19 @@ def connection_html(
         f"<div><b>openhcs</b> <code>{escape(address)}</code></div>"
         f"<div>{server}</div>{body}</div>"
     )
+
+
+def connection_summary_html(conn: Any, timeout: float) -> str:
+    """A Connection's rich repr: the server, and its user's runs (or why not)."""
+    problem: str | None = None
+    executions: list[ExecutionInfo] | None = None
+    if conn._closed:
+        problem = "closed"
+    else:
+        try:
+            executions = conn.executions(timeout=timeout)
+        except ConnectionClosed:
+            problem = "closed"
+        except OpenHCSError as exc:
+            problem = f"unreachable: {exc}"
+    return connection_html(conn.address, conn.server_info, executions, problem)

@@ -40,15 +40,13 @@ from openhcs_nb.client._commands import (
 from openhcs_nb.client._dispatch import CallbackThread
 from openhcs_nb.client._handles import Handles
 from openhcs_nb.client._heartbeat import DEFAULT_INTERVAL, DEFAULT_MISSES, lost_error
-from openhcs_nb.client._html import connection_html
+from openhcs_nb.client._html import connection_summary_html
 from openhcs_nb.client._link import ServerLink
 from openhcs_nb.client._preview_cache import DEFAULT_PREVIEW_BUDGET, PreviewCache
 from openhcs_nb.client._wells import PreviewResult, preview_result
 from openhcs_nb.client.errors import (
-    ConnectionClosed,
     ServerUnavailable,
 )
-from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.protocol import (
     Cancel,
     ExecutionInfo,
@@ -399,15 +397,4 @@ class Connection:
         )
 
     def _repr_html_(self) -> str:
-        problem: str | None = None
-        executions: list[ExecutionInfo] | None = None
-        if self._closed:
-            problem = "closed"
-        else:
-            try:
-                executions = self.executions(timeout=REPR_TIMEOUT)
-            except ConnectionClosed:
-                problem = "closed"
-            except OpenHCSError as exc:
-                problem = f"unreachable: {exc}"
-        return connection_html(self.address, self.server_info, executions, problem)
+        return connection_summary_html(self, REPR_TIMEOUT)

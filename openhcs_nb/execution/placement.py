@@ -117,7 +117,47 @@ def keep_on_device(steps: Sequence[StepPlan], channels: int) -> list[StepPlan]:
     A channel stays when the next step that reads it starts its chain on
     the device; otherwise the chain downloads as :func:`place_calls` said.
     A measurement step's pass-through stack is never downloaded.
+
+    A device measurement runs on the device only where every channel it
+    reads is already there: its host-side features need host copies, so
+    uploading planes just for its sums costs more than it saves. Otherwise
+    it is placed on the CPU, and the ``stays`` are decided again.
     """
+    placed = _with_stays(steps, channels)
+    while True:
+        moved = _measure_where_held(placed, channels)
+        if moved == placed:
+            return placed
+        placed = _with_stays(moved, channels)
+
+
+def _measure_where_held(steps: list[StepPlan], channels: int) -> list[StepPlan]:
+    held: set[int] = set()
+    every = set(range(channels))
+    out = []
+    for given in steps:
+        step = given
+        if step.output == "measure" and not every <= held:
+            step = replace(step, chains=tuple(_on_cpu(c) for c in step.chains))
+        for chain in step.chains:
+            read = reads(step, chain, channels)
+            for unit in list(read) if read else [None]:
+                wanted = {unit} if unit is not None else set()
+                if unit is None and read is None:
+                    wanted = every
+                _chain_transfers(step, chain, unit, wanted, held)
+        out.append(step)
+    return out
+
+
+def _on_cpu(chain: ChainPlan) -> ChainPlan:
+    calls = tuple(
+        replace(c, device="cpu", upload=False, download=False) for c in chain.calls
+    )
+    return replace(chain, calls=calls)
+
+
+def _with_stays(steps: Sequence[StepPlan], channels: int) -> list[StepPlan]:
     out = []
     for index, step in enumerate(steps):
         chains = []
@@ -231,14 +271,8 @@ def uses_device(plan: ExecutionPlan) -> bool:
 def on_cpu(plan: ExecutionPlan) -> ExecutionPlan:
     """The same plan with every call on the CPU (the out-of-memory fallback)."""
 
-    def chain_on_cpu(chain: ChainPlan) -> ChainPlan:
-        calls = tuple(
-            replace(c, device="cpu", upload=False, download=False) for c in chain.calls
-        )
-        return replace(chain, calls=calls)
-
     def step_on_cpu(step: StepPlan) -> StepPlan:
-        return replace(step, chains=tuple(chain_on_cpu(c) for c in step.chains))
+        return replace(step, chains=tuple(_on_cpu(c) for c in step.chains))
 
     return replace(plan, steps=tuple(step_on_cpu(s) for s in plan.steps))
 
@@ -274,6 +308,7 @@ def estimate_device_bytes(plan: ExecutionPlan) -> int:
         for step in plan.steps
         if step.output != "measure"
         for chain in step.chains
+        if chain.calls[-1].device != "cpu"
         for c in chain.stays
     }
     layout = plan.layout

@@ -82,9 +82,10 @@ class Held:
             for key, (owner, i) in list(self.where.items()):
                 if owner != sid:
                     continue
+                plane = host[i]  # one view object: raw planes are found by identity
                 if state.raw.get(key) is state.images.get(key):
-                    state.raw[key] = host[i]
-                state.images[key] = host[i]
+                    state.raw[key] = plane
+                state.images[key] = plane
                 del self.where[key]
             del self.stacks[sid]
 

@@ -111,19 +111,36 @@ def host_intensity(labels: np.ndarray, plane: np.ndarray) -> dict[str, np.ndarra
     }
 
 
-def measure_objects(stack: Any, **options: Any) -> tuple[Any, dict[str, Any]]:
+def measure_objects(
+    stack: Any,
+    *,
+    objects: str = "",
+    shape: bool = True,
+    intensity: bool = True,
+    texture: bool = False,
+    texture_scale: int = 3,
+    granularity: bool = False,
+    radial: bool = False,
+    colocalisation: bool = False,
+    neighbour_distance: float = 0.0,
+    parent: Any = "",
+    children: Any = "",
+    labels: Any = None,
+    names: tuple[str, ...] = (),
+) -> tuple[Any, dict[str, Any]]:
     """``measure_objects`` with its sums over labels on the stack's device.
 
     Area, centroids and the integrated / mean / min / max / std intensity
     of every channel come from :func:`object_intensity` where the stack
     lives; shape, the median and edge features, texture and the other
     groups are computed from host copies, as on the CPU. The stack passes
-    through; the table comes back as host arrays.
+    through; the table comes back as host arrays. ``objects`` is the
+    labels set's name, already swapped for ``labels`` by the runner.
     """
     from openhcs_nb.functions._measure import measure_with
 
+    del objects
     ns = namespace_of(stack)
-    labels = options.pop("labels", None)
     covered = None
     if labels is not None:
         plane = ns.xp.asarray(labels)
@@ -131,5 +148,20 @@ def measure_objects(stack: Any, **options: Any) -> tuple[Any, dict[str, Any]]:
         if plane.ndim == 2 and plane.shape == tuple(stack.shape[1:]):
             covered = object_intensity(plane, stack)
     host_labels = None if labels is None else ns.to_host(labels)
-    table = measure_with(ns.to_host(stack), host_labels, covered, **options)
+    table = measure_with(
+        ns.to_host(stack),
+        host_labels,
+        covered,
+        names=names,
+        parent=parent,
+        children=children,
+        texture_scale=texture_scale,
+        neighbour_distance=neighbour_distance,
+        shape=shape,
+        intensity=intensity,
+        texture=texture,
+        granularity=granularity,
+        radial=radial,
+        colocalisation=colocalisation,
+    )
     return stack, {"objects": table}

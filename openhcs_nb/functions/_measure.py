@@ -198,5 +198,6 @@ measure_objects = Function(
     side_outputs=("objects",),
     needs_labels=True,
     needs_context=True,
+    memory_type="cupy",
     gpu_impl="openhcs_nb.functions._gpu:measure_objects",
 )

@@ -25,7 +25,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import HTML, display
 
-from openhcs_nb.errors import PipelineCodeError, PipelineError
+from openhcs_nb.errors import PipelineCodeError
 from openhcs_nb.jupyter._magic_args import (
     NO_MEASUREMENTS,
     key_values,
@@ -168,42 +168,10 @@ class OpenHCSMagics(Magics):
     @line_magic
     def openhcs_step(self, line: str) -> Any:
         """Append a step to a pipeline, or replace the step of the same name."""
-        from openhcs_nb.custom import CustomFunction
-        from openhcs_nb.functions import builtin_catalogue
-        from openhcs_nb.pipeline import Pipeline, Step
+        from openhcs_nb.jupyter._magic_steps import step_added
 
         args = parse_args(self.openhcs_step, line)
-        catalogue = dict(builtin_catalogue())
-        own = self.shell.user_ns.get(args.function)
-        if isinstance(own, CustomFunction):  # an @openhcs_nb.function of the notebook
-            catalogue[args.function] = own
-        if args.function not in catalogue:
-            known = ", ".join(sorted(catalogue))
-            raise UsageError(f"unknown function {args.function!r}; known: {known}")
-        existing = self.shell.user_ns.get(args.name)
-        if existing is not None and not isinstance(existing, Pipeline):
-            raise UsageError(
-                f"{args.name!r} is a {type(existing).__name__}, not a Pipeline"
-            )
-        pipeline = existing or Pipeline(args.name)
-        call = (catalogue[args.function], key_values(args.params))
-        name = args.step or args.function
-        pattern: Any = call
-        if args.append and name in {s.name for s in pipeline.steps}:
-            old = pipeline.step(name)
-            chain = old.chains[0][1]
-            pattern = [(c.function, c.kwargs_dict()) for c in chain] + [call]
-        options: dict[str, Any] = {"name": name}
-        if args.channel is not None:
-            key = int(args.channel) if args.channel.isdigit() else args.channel
-            pattern = {key: pattern}
-            options["group_by"] = "channel"
-        if args.vary:
-            options["variable_components"] = [v.strip() for v in args.vary.split(",")]
-        try:
-            pipeline = pipeline.with_step(Step(pattern, **options))
-        except PipelineError as exc:
-            raise UsageError(str(exc)) from None
+        pipeline = step_added(self.shell.user_ns, args)
         self.shell.user_ns[args.name] = pipeline
         self.pipeline_name = args.name
         return pipeline

@@ -4,8 +4,8 @@ A pan asks for dozens of tiles a second; one audit line each would bury
 everything else in the log. So served tiles are counted per (user, execution
 or plate, well, field) and written as one ``tile`` line with the count and
 the bytes once ``window_s`` has passed since that summary's first tile (checked
-whenever a tile is served), and every summary still open when the server
-stops. Refused tiles are not summarised: the loop audits each one as it
+at every Tile and Pyramid request), and every summary still open when the
+server stops. Refused tiles are not summarised: the loop audits each one as it
 audits any refused command.
 """
 
@@ -71,17 +71,19 @@ class TileAudit:
         summary.nbytes += nbytes
         assert summary.levels is not None
         summary.levels.add(level)
-        self._write_due(now)
+        self.tick()
+
+    def tick(self) -> None:
+        """Write the summaries whose window has passed (any tile request calls it)."""
+        now = self._clock()
+        for key, summary in list(self._open.items()):
+            if now - summary.started >= self.window_s:
+                self._write(key, now)
 
     def flush(self) -> None:
         """Write every open summary now (the server is stopping)."""
         for key in list(self._open):
             self._write(key, self._clock())
-
-    def _write_due(self, now: float) -> None:
-        for key, summary in list(self._open.items()):
-            if now - summary.started >= self.window_s:
-                self._write(key, now)
 
     def _write(self, key: _Key, now: float) -> None:
         summary = self._open.pop(key)

@@ -10,16 +10,24 @@ Tile replies are also the bulk of a viewer's bytes. A tile is refused while the
 user's unread replies (over all their connections, as the outbox counts them)
 already reach ``[limits] tile_bytes_in_flight``, which is kept below the
 per-peer ``peer_send_budget_bytes``, so the other replies still have room.
-Both refusals are typed, one line, and name the limit to change.
+Both refusals are typed, one line, and name the limit to change. A client
+that ignores ``retry_after`` (refused more than ``tile_burst`` times in a
+second) is no longer given its command token back, so the loop's flood guard
+ends up dropping its commands unanswered, as for any other flood.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+from openhcs_nb.errors import OpenHCSError
 from openhcs_nb.server.errors import RateLimitedError
 from openhcs_nb.server.rate_limit import RateLimiter
+
+if TYPE_CHECKING:
+    from openhcs_nb.server.peers import Peer
 
 
 class TileRateLimitedError(RateLimitedError):
@@ -28,12 +36,13 @@ class TileRateLimitedError(RateLimitedError):
     Only this tile is refused; the connection and the user's other commands go on.
     """
 
-    def __init__(self, message: str, retry_after: str) -> None:
+    def __init__(self, message: str, retry_after: str, *, flooding: bool) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.flooding = flooding
 
 
-class TileBytesError(RateLimitedError):
+class TileBytesError(OpenHCSError):
     """The user's unread replies already reach ``[limits] tile_bytes_in_flight``.
 
     Only this tile is refused; it may be asked for again once the client reads.
@@ -50,10 +59,10 @@ class TileBudget:
         rate: float,
         burst: int,
         bytes_in_flight: int,
-        unread: Callable[[str], int],
+        unread: Callable[[Peer], int],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``unread(user)`` is the bytes of replies the user has not read yet."""
+        """``unread(peer)`` is the bytes of replies the peer's user has not read."""
         self.rate = rate
         self.bytes_in_flight = bytes_in_flight
         self._bucket = RateLimiter(rate, burst, clock)
@@ -61,6 +70,11 @@ class TileBudget:
 
     def admit(self, user: str) -> None:
         """Spend one tile token of ``user``.
+
+        A user refused more than ``tile_burst`` times within one second ignores
+        ``retry_after``: that refusal says so (``flooding``), and the caller
+        keeps the command token it was charged, so a flood meets the loop's
+        own guard (unanswered past ``request_burst`` refusals).
 
         Raises
         ------
@@ -73,9 +87,10 @@ class TileBudget:
                 f"user {user!r} asks for more than {self.rate:g} tiles per second "
                 f"([limits] tiles_per_second); retry in {wait:.2f} s",
                 retry_after=f"{wait:.3f}",
+                flooding=self._bucket.flooding(user),
             )
 
-    def check_bytes(self, user: str, nbytes: int) -> None:
+    def check_bytes(self, peer: Peer, nbytes: int) -> None:
         """Refuse a tile of ``nbytes`` while the user's unread bytes are at the cap.
 
         A tile larger than the whole cap still goes when nothing is unread.
@@ -87,10 +102,10 @@ class TileBudget:
         """
         if self.bytes_in_flight <= 0:
             return
-        held = self._unread(user)
+        held = self._unread(peer)
         if held and held + nbytes > self.bytes_in_flight:
             raise TileBytesError(
-                f"user {user!r} has {held / 2**20:.1f} MiB of replies unread "
+                f"user {peer.user!r} has {held / 2**20:.1f} MiB of replies unread "
                 f"([limits] tile_bytes_in_flight = {self.bytes_in_flight}); "
                 "read them, then ask for the tile again"
             )

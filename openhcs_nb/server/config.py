@@ -30,6 +30,11 @@ import msgspec
 import msgspec.inspect as mi
 
 from openhcs_nb.errors import OpenHCSError
+from openhcs_nb.server._config_ops import (
+    LoggingSection,
+    MetricsSection,
+    RetentionSection,
+)
 from openhcs_nb.server._config_parse import (
     env_value,
     error_path,
@@ -37,11 +42,6 @@ from openhcs_nb.server._config_parse import (
     lookup,
     path_hook,
     readable,
-)
-from openhcs_nb.server._config_ops import (
-    LoggingSection,
-    MetricsSection,
-    RetentionSection,
 )
 from openhcs_nb.server._config_sections import (
     AuditSection,

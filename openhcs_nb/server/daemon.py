@@ -51,7 +51,7 @@ from openhcs_nb.server.peers import (
     peer_name,
     shut_down_connection,
 )
-from openhcs_nb.server.rate_limit import RateLimiter
+from openhcs_nb.server.rate_limit import RateLimiter, rate_bucket
 from openhcs_nb.server.scheduler import Scheduler, SchedulerLimits
 from openhcs_nb.server.subscriptions import decide
 from openhcs_nb.server.well_executor import (
@@ -336,19 +336,8 @@ class Server:
             if decision.action == "subscribe":
                 self.handlers.audit_subscription(user, decision)
 
-    def _rate_bucket(self, peer: Any) -> str:
-        """Whose command rate a message counts against.
-
-        A web front end serves many OMERO users on one key: each user it has
-        joined a session for gets a bucket of their own, so one web user's
-        burst cannot starve the others.
-        """
-        if peer.omero_user and peer.user in self.config.web.frontends:
-            return f"{peer.user}/{peer.omero_user}"
-        return str(peer.user)
-
     def _handle(self, peer: Any, frames: list[Any]) -> None:
-        bucket = self._rate_bucket(peer)
+        bucket = rate_bucket(peer, self.config.web.frontends)
         wait = self.rate.take(bucket)
         if wait and self.rate.flooding(bucket):
             self.handlers.audit.rate_limited(peer, "flood")

@@ -51,20 +51,18 @@ from openhcs_nb.protocol.preset_messages import (
     SavePreset,
 )
 from openhcs_nb.protocol.records import ExecutionInfo
-from openhcs_nb.results.store import ResultsStore, pipeline_hash
+from openhcs_nb.results.store import pipeline_hash
 from openhcs_nb.server._audit_trail import AuditTrail
-from openhcs_nb.server._events import fetch_reply
 from openhcs_nb.server._loop_replies import rate_limited_reply
 from openhcs_nb.server.audit import AuditLog
 from openhcs_nb.server.config import ServerConfig
 from openhcs_nb.server.errors import QuotaExceededError
+from openhcs_nb.server.fetch_handler import answer_fetch, wire_state
 from openhcs_nb.server.frontends import Frontends, is_acting
 from openhcs_nb.server.frontends import may_see as frontend_may_see
 from openhcs_nb.server.jobs import (
     TERMINAL_STATES,
     ExecutionRecord,
-    ExecutionState,
-    StoredEvent,
     UnknownExecutionError,
 )
 from openhcs_nb.server.objects_query import answer_objects
@@ -164,7 +162,7 @@ class Handlers:
             case CancelCmd():
                 return self._cancel(msg, peer), []
             case Fetch():
-                return self._fetch(msg, peer)
+                return answer_fetch(self, msg, peer)
             case Pyramid():
                 return self.tiles.pyramid(msg, peer)
             case Tile():
@@ -332,40 +330,6 @@ class Handlers:
         state = wire_state(self.own(msg.execution_id, peer, "cancel").state)
         return CancelReply(rid=msg.rid, execution_id=msg.execution_id, state=state)
 
-    def _fetch(self, msg: Fetch, peer: Peer) -> Out:
-        record = self.own(msg.execution_id, peer, "fetch")
-        limit = max(1, min(msg.limit, 1000))
-        stored = self.store.events_since(msg.execution_id, msg.since_seq, limit)
-        if msg.full_resolution:  # full fields are large: page by wells done
-            stored = _upto_wells(stored, _FULL_RESOLUTION_PAGE)
-        last = stored[-1].seq if stored else msg.since_seq
-        complete = record.state in TERMINAL_STATES and last >= record.last_seq
-        swap = None
-        if msg.full_resolution:
-            # Raw channels come from the input plate, opened as Submit opened it
-            # (plate roots, the user's OMERO session), never from a stored path.
-            results = ResultsStore(
-                self.results_root / record.id,
-                open_input=lambda _ref: self.work.open_plate(record.plate, peer),
-            )
-            swap = lambda event: results.read_field(event.well, msg.site)  # noqa: E731
-        self.audit.record(
-            peer,
-            "fetch",
-            "ok",
-            execution_id=record.id,
-            detail={"since": msg.since_seq, "full": msg.full_resolution},
-        )
-        return fetch_reply(
-            msg.rid,
-            msg.execution_id,
-            stored,
-            record.last_seq,
-            complete,
-            wire_state(record.state),
-            swap,
-        )
-
     # -- refusals and audit hooks for the loop ---------------------------------------
 
     def rate_limited(self, peer: Peer, msg: Any, wait: float) -> Any:
@@ -421,25 +385,6 @@ class Handlers:
         self.work.resume(execution_ids)
 
 
-def wire_state(state: ExecutionState) -> str:
-    """The wire name of a stored state: the store says finished, the wire done."""
-    return "done" if state is ExecutionState.FINISHED else state.value
-
-
 def _action(msg: Any) -> str:
     name = type(msg).__name__
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
-
-
-#: Wells with full-resolution images per Fetch reply; small events ride along.
-_FULL_RESOLUTION_PAGE = 4
-
-
-def _upto_wells(stored: list[StoredEvent], wells: int) -> list[StoredEvent]:
-    """``stored`` cut after its ``wells``-th WellDone (its images are the bulk)."""
-    seen = 0
-    for index, event in enumerate(stored):
-        seen += event.kind == "well_done"
-        if seen == wells:
-            return stored[: index + 1]
-    return stored

@@ -23,16 +23,15 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from openhcs_nb.results.store import pipeline_hash
 from openhcs_nb.server import _job_moves as moves
 from openhcs_nb.server import _jobs_schema as sql
-from openhcs_nb.server._job_file import JobFile, JobStoreError
+from openhcs_nb.server._job_file import JobStoreError
+from openhcs_nb.server._job_reads import JobStoreReads
 from openhcs_nb.server.job_records import (
     CancelOutcome,
     EventDraft,
@@ -84,7 +83,7 @@ __all__ = [
 # --- the store ----------------------------------------------------------------------
 
 
-class JobStore(JobFile):
+class JobStore(JobStoreReads):
     """Durable executions, wells and their event log in one SQLite file.
 
     Every write method is one transaction: it checks the state tables, writes the
@@ -357,72 +356,3 @@ class JobStore(JobFile):
         terminal = tuple(state.name for state in TERMINAL_STATES)
         with self._write() as db:
             return sql.delete_execution(db, execution_id, terminal)
-
-    # -- reads -------------------------------------------------------------------
-
-    def get_execution(self, execution_id: str) -> ExecutionRecord | None:
-        """Return the execution, or None when the id is unknown."""
-        with self._lock:
-            rows = sql.select_executions(self._db, execution_id=execution_id)
-        return moves.execution_record(rows[0]) if rows else None
-
-    def list_executions(
-        self, user: str | None = None, *, include_finished: bool = True
-    ) -> list[ExecutionRecord]:
-        """Return executions oldest first: all, one user's, and/or only active ones."""
-        states = None if include_finished else moves.ACTIVE_NAMES
-        with self._lock:
-            rows = sql.select_executions(self._db, user=user, states=states)
-        return [moves.execution_record(row) for row in rows]
-
-    def wells(self, execution_id: str) -> list[WellRecord]:
-        """Return every well of an execution, in the order submitted."""
-        with self._lock:
-            rows = sql.select_wells(self._db, execution_id)
-        return [WellRecord(row[0], WellState[row[1]], *row[2:]) for row in rows]
-
-    def pending_wells(self, execution_id: str) -> list[str]:
-        """Return the PENDING wells of an execution, in the order submitted."""
-        with self._lock:
-            return sql.wells_in(self._db, execution_id, _W.PENDING.name)
-
-    def events_since(
-        self,
-        execution_id: str,
-        since_seq: int,
-        limit: int = 1000,
-        *,
-        include_arrays: bool = True,
-    ) -> list[StoredEvent]:
-        """Return logged events with ``seq > since_seq`` in order, ``limit`` at most."""
-        with self._lock:
-            rows = sql.select_events(
-                self._db, execution_id, since_seq, limit, include_arrays=include_arrays
-            )
-        return [StoredEvent(execution_id, *row) for row in rows]
-
-    def omero_executions(
-        self, omero_user: str, *, include_finished: bool = True
-    ) -> list[ExecutionRecord]:
-        """Executions run for one OMERO user, whichever key started them (web)."""
-        records = self.list_executions(include_finished=include_finished)
-        return [r for r in records if r.omero_user == omero_user]
-
-    # -- other tables of the same file (presets) ---------------------------------
-
-    @contextmanager
-    def reading(self) -> Iterator[sqlite3.Connection]:
-        """The connection, under the store's lock, for a short read."""
-        with self._lock:
-            yield self._db
-
-    def writing(self) -> AbstractContextManager[sqlite3.Connection]:
-        """One IMMEDIATE write transaction, as the store's own writes use."""
-        return self._write()
-
-    def count_active(self, user: str) -> int:
-        """Count the user's QUEUED, RUNNING and INTERRUPTED executions (quotas)."""
-        with self._lock:
-            return len(
-                sql.select_executions(self._db, user=user, states=moves.ACTIVE_NAMES)
-            )

@@ -12,7 +12,8 @@ nothing but reading them (honest clients wait for ``retry_after`` instead).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from typing import Any
 
 
 class RateLimiter:
@@ -55,3 +56,15 @@ class RateLimiter:
         """Whether ``user`` was refused more than ``burst`` times this second."""
         since, count = self._refused.get(user, (0.0, 0))
         return self._clock() - since < 1.0 and count > self.burst
+
+
+def rate_bucket(peer: Any, frontends: Collection[str]) -> str:
+    """Whose command rate a message from ``peer`` counts against.
+
+    A web front end serves many OMERO users on one key: each user it has
+    joined a session for gets a bucket of their own, so one web user's
+    burst cannot starve the others. Everyone else counts as their key.
+    """
+    if peer.omero_user and peer.user in frontends:
+        return f"{peer.user}/{peer.omero_user}"
+    return str(peer.user)

@@ -22,6 +22,7 @@ Permissions are Fetch's: an ``execution_id`` must be the caller's own
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections import OrderedDict
@@ -37,7 +38,8 @@ from openhcs_nb.protocol.messages import Pyramid, PyramidReply, Tile, TileReply
 from openhcs_nb.results.store import ResultsStore
 from openhcs_nb.server._stored_levels import StoredLevels
 from openhcs_nb.server._tile_audit import TileAudit
-from openhcs_nb.server._tile_budget import TileBudget
+from openhcs_nb.server._tile_budget import TileBudget, TileRateLimitedError
+from openhcs_nb.server.rate_limit import rate_bucket
 
 if TYPE_CHECKING:
     from openhcs_nb.plates.model import Plate
@@ -161,15 +163,21 @@ class TileServer:
         """Write the tile summaries still open (the server is stopping)."""
         self.audit.flush()
 
-    def _unread(self, user: str) -> int:
-        """Reply bytes the outbox still holds for ``user``'s connections."""
+    def _unread(self, peer: Peer) -> int:
+        """Reply bytes the outbox holds for this connection and the user's others."""
         server = self.h.server
-        return sum(
-            server.outbox.held(p.routing_id) for p in server.peers.of_users([user])
-        )
+        ids = {p.routing_id for p in server.peers.of_users([peer.user])}
+        return sum(server.outbox.held(i) for i in ids | {peer.routing_id})
+
+    def _charged_bucket(self, peer: Peer) -> str:
+        """The command bucket the loop charged for this message (before acting)."""
+        if peer.via is not None:  # a front end acting for an OMERO user
+            peer = dataclasses.replace(peer, user=peer.via, via=None)
+        return rate_bucket(peer, self.h.config.web.frontends)
 
     def pyramid(self, msg: Pyramid, peer: Peer) -> Out:
         """Answer Pyramid: every plane's level sizes."""
+        self.audit.tick()
         field = self._field(msg, peer, "pyramid")
         levels = [list(s) for s in level_shapes(field.plate.shape)]
         return PyramidReply(
@@ -184,8 +192,14 @@ class TileServer:
         TileRateLimitedError, TileBytesError
             Over ``tiles_per_second`` or ``tile_bytes_in_flight``: this tile only.
         """
-        self.h.server.rate.refund(peer.user)  # charged to the tile bucket instead
-        self.budget.admit(peer.user)
+        charged = self._charged_bucket(peer)
+        try:
+            self.budget.admit(peer.user)
+        except TileRateLimitedError as exc:
+            if not exc.flooding:  # a flood keeps its command token (see admit)
+                self.h.server.rate.refund(charged)
+            raise
+        self.h.server.rate.refund(charged)  # charged to the tile bucket instead
         if not 1 <= msg.size <= MAX_TILE_SIZE:
             raise TileRequestError(
                 f"tile size {msg.size} is out of range: ask for 1..{MAX_TILE_SIZE}"
@@ -207,7 +221,7 @@ class TileServer:
         ys = slice(msg.ty * msg.size, min(h, (msg.ty + 1) * msg.size))
         xs = slice(msg.tx * msg.size, min(w, (msg.tx + 1) * msg.size))
         area = (ys.stop - ys.start) * (xs.stop - xs.start)
-        self.budget.check_bytes(peer.user, area * field.plate.dtype.itemsize)
+        self.budget.check_bytes(peer, area * field.plate.dtype.itemsize)
         pixels = self._read(field, msg.name, levels, msg.level, ys, xs)
         packer = ArrayPacker()
         ref = packer.add(msg.name, pixels)

@@ -1,8 +1,8 @@
 """Helpers for real-JupyterHub tests: start a hub, log a user in and run a notebook.
 
-``test_jupyterhub.py`` has the original copies (a shared password); these
-take the user's own password, so an authenticator that checks it against
-OMERO can be driven through the same login page.
+Both hub tests use them: ``test_jupyterhub.py`` (a shared password) and
+``test_jupyterhub_omero.py`` (each user's OMERO password, checked against
+the OMERO double through the same login page).
 """
 
 from __future__ import annotations
@@ -10,14 +10,43 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
-from lab import SECOND, wait_for_value
-from test_jupyterhub import VENV_BIN, _wait_for_hub
+from lab import SECOND, needs, wait_for_value
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def proxy_command() -> Path:
+    """npm's configurable-http-proxy, as ./run installs it into the cache."""
+    cache = Path(os.environ.get("OPENHCS_NB_CACHE", "~/.cache/openhcs-nb"))
+    path = cache.expanduser() / "node" / "node_modules" / ".bin"
+    path = path / "configurable-http-proxy"
+    if not path.exists():
+        needs(f"configurable-http-proxy ({path}; ./run test installs it with npm)")
+    return path
+
+
+def wait_for_hub(url: str, hub: subprocess.Popen, log: Path) -> None:
+    """Until the hub's login page answers; fail with the log's tail if it dies."""
+    deadline = time.monotonic() + 90
+    while True:
+        if hub.poll() is not None:
+            raise RuntimeError(f"JupyterHub exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/hub/login", timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                tail = log.read_text()[-3000:]
+                raise RuntimeError(f"no hub in 90 s:\n{tail}") from None
+            time.sleep(0.3)
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:
@@ -63,7 +92,7 @@ def running_hub(
             start_new_session=True,
         )
     try:
-        _wait_for_hub(url, hub, log)
+        wait_for_hub(url, hub, log)
         yield hub, log
     finally:
         hub.terminate()

@@ -12,39 +12,26 @@ submitted it, and neither user can reach the other's run.
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import subprocess
 import sys
-import time
-from pathlib import Path
 
-import nbformat
 import pytest
-from lab import ARGS, CHROMIUM, SECOND, free_port, needs, wait_for_value
+from hub_fixture import (
+    VENV_BIN,
+    log_in_and_run,
+    prepare_home,
+    proxy_command,
+    running_hub,
+)
+from lab import ARGS, CHROMIUM, free_port, needs
 from multiuser import make_users
 from server_process import ServerProcess
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-VENV_BIN = Path(sys.executable).parent
 PASSWORD = "correct horse"
 USERS = ("alice", "bob")
-
-
-def proxy_command() -> Path:
-    cache = Path(os.environ.get("OPENHCS_NB_CACHE", "~/.cache/openhcs-nb"))
-    path = (
-        cache.expanduser()
-        / "node"
-        / "node_modules"
-        / ".bin"
-        / "configurable-http-proxy"
-    )
-    if not path.exists():
-        needs(f"configurable-http-proxy ({path}; ./run test installs it with npm)")
-    return path
 
 
 HUB_CONFIG = """
@@ -57,8 +44,8 @@ c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
 c.ConfigurableHTTPProxy.command = [{proxy!r}]
 c.JupyterHub.db_url = "sqlite:///{base}/hub.sqlite"
 c.JupyterHub.cookie_secret_file = "{base}/cookie_secret"
-c.JupyterHub.authenticator_class = "dummy"
-c.DummyAuthenticator.password = {password!r}
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = {password!r}
 c.Authenticator.allowed_users = {users!r}
 c.JupyterHub.spawner_class = "simple"
 c.SimpleLocalProcessSpawner.home_dir_template = "{base}/home/{{username}}"
@@ -77,40 +64,31 @@ c.Spawner.pre_spawn_hook = KeyProvisioner(
 """
 
 
-def notebook(path: Path) -> None:
-    """What each user runs: connect with no arguments, run, look around."""
-    cells = [
-        "%load_ext openhcs_nb\nimport json, pathlib\nimport openhcs_nb as hcs",
-        "conn = %openhcs_connect",
-        "pipeline = hcs.nuclei_count_pipeline()",
-        "%openhcs_run plate=small.ome.zarr wells=A01:A02 pipeline=pipeline",
-        "table = _openhcs.result(timeout=180)\n"
-        "other = pathlib.Path('other_id')\n"
-        "denied = ''\n"
-        "if other.exists():\n"
-        "    try:\n"
-        "        conn.attach(other.read_text().strip())\n"
-        "    except Exception as exc:\n"
-        "        denied = str(exc)\n"
-        "seen = {\n"
-        "    'user': conn.server_info.user,\n"
-        "    'id': _openhcs.id,\n"
-        "    'counts': table['count'].tolist(),\n"
-        "    'executions': [e.execution_id for e in conn.executions()],\n"
-        "    'events': sorted({w for w in _openhcs.wells}),\n"
-        "    'denied': denied,\n"
-        "}\n"
-        "pathlib.Path('seen.json').write_text(json.dumps(seen))\n"
-        "print('checked', seen['user'])",
-    ]
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nb.metadata["kernelspec"] = {
-        "name": "python3",
-        "display_name": "Python 3 (ipykernel)",
-        "language": "python",
-    }
-    nbformat.write(nb, path)
+#: What each user runs: connect with no arguments, run, look around.
+CELLS = [
+    "%load_ext openhcs_nb\nimport json, pathlib\nimport openhcs_nb as hcs",
+    "conn = %openhcs_connect",
+    "pipeline = hcs.nuclei_count_pipeline()",
+    "%openhcs_run plate=small.ome.zarr wells=A01:A02 pipeline=pipeline",
+    "table = _openhcs.result(timeout=180)\n"
+    "other = pathlib.Path('other_id')\n"
+    "denied = ''\n"
+    "if other.exists():\n"
+    "    try:\n"
+    "        conn.attach(other.read_text().strip())\n"
+    "    except Exception as exc:\n"
+    "        denied = str(exc)\n"
+    "seen = {\n"
+    "    'user': conn.server_info.user,\n"
+    "    'id': _openhcs.id,\n"
+    "    'counts': table['count'].tolist(),\n"
+    "    'executions': [e.execution_id for e in conn.executions()],\n"
+    "    'events': sorted({w for w in _openhcs.wells}),\n"
+    "    'denied': denied,\n"
+    "}\n"
+    "pathlib.Path('seen.json').write_text(json.dumps(seen))\n"
+    "print('checked', seen['user'])",
+]
 
 
 @pytest.fixture
@@ -124,15 +102,7 @@ def facility(tmp_path, plates_root):
     base = tmp_path / "hub"
     base.mkdir()
     for user in USERS:
-        home = base / "home" / user
-        home.mkdir(parents=True)
-        notebook(home / "run.ipynb")
-        settings = home / ".jupyter" / "lab" / "user-settings"
-        news = settings / "@jupyterlab" / "apputils-extension"
-        news.mkdir(parents=True)
-        (news / "notification.jupyterlab-settings").write_text(
-            json.dumps({"fetchNews": "false", "checkForUpdates": False})
-        )
+        prepare_home(base, user, CELLS)
     port = free_port()
     config = base / "jupyterhub_config.py"
     config.write_text(
@@ -155,81 +125,14 @@ def facility(tmp_path, plates_root):
             python=sys.executable,
         )
     )
-    log = base / "hub.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENHCS_NB_")}
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    with log.open("wb") as out:
-        hub = subprocess.Popen(
-            [str(VENV_BIN / "jupyterhub"), "-f", str(config)],
-            cwd=base,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
     url = f"http://127.0.0.1:{port}"
-    _wait_for_hub(url, hub, log)
     try:
-        yield url, base, server, log
+        with running_hub(config, url, env) as (_hub, log):
+            yield url, base, server, log  # the hub stops its users' servers
     finally:
-        hub.terminate()  # the hub stops the users' servers it spawned
-        try:
-            hub.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(hub.pid, 9)
         server.kill()
-
-
-def _wait_for_hub(url: str, hub: subprocess.Popen, log: Path) -> None:
-    import urllib.request
-
-    deadline = time.monotonic() + 90
-    while True:
-        if hub.poll() is not None:
-            raise RuntimeError(f"JupyterHub exited:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/hub/login", timeout=5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"no hub in 90 s:\n{log.read_text()[-3000:]}"
-                ) from None
-            time.sleep(0.3)
-
-
-def _log_in_and_run(browser, url: str, user: str, home: Path) -> dict:
-    context = browser.new_context(viewport={"width": 1300, "height": 900})
-    tab = context.new_page()
-    try:
-        tab.goto(f"{url}/hub/login")
-        tab.fill("#username_input", user)
-        tab.fill("#password_input", PASSWORD)
-        tab.click("#login_submit")
-        tab.wait_for_url(f"**/user/{user}/lab**", timeout=150 * SECOND)
-        tab.goto(f"{url}/user/{user}/lab/tree/run.ipynb")
-        tab.locator("#jp-main-statusbar").get_by_text(
-            "Python 3 (ipykernel) | Idle"
-        ).wait_for(timeout=120 * SECOND)
-        tab.get_by_role("menuitem", name="Run", exact=True).click()
-        tab.get_by_role("menuitem", name="Run All Cells", exact=True).click()
-        seen = home / "seen.json"
-        deadline = time.monotonic() + 240
-        while not seen.exists():
-            if time.monotonic() > deadline:
-                tab.screenshot(path=str(home / "timeout.png"))
-                raise AssertionError(f"{user}'s notebook did not finish")
-            time.sleep(0.5)
-        wait_for_value(
-            tab,
-            "document.body.innerText",
-            lambda text: f"checked {user}" in text,
-            30,
-            f"{user}'s last cell printed its check",
-        )
-        return json.loads(seen.read_text())
-    finally:
-        context.close()
 
 
 def test_two_hub_users_each_get_their_own_key_and_runs(facility):
@@ -242,10 +145,12 @@ def test_two_hub_users_each_get_their_own_key_and_runs(facility):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
-            seen["bob"] = _log_in_and_run(browser, url, "bob", base / "home" / "bob")
+            seen["bob"] = log_in_and_run(
+                browser, url, "bob", PASSWORD, base / "home" / "bob"
+            )
             (base / "home" / "alice" / "other_id").write_text(seen["bob"]["id"])
-            seen["alice"] = _log_in_and_run(
-                browser, url, "alice", base / "home" / "alice"
+            seen["alice"] = log_in_and_run(
+                browser, url, "alice", PASSWORD, base / "home" / "alice"
             )
         finally:
             browser.close()

@@ -25,12 +25,18 @@ import pytest
 pytest.importorskip("omero", reason="the omero extra (omero-py) is not installed")
 
 from cli_with_double import ENV, FLAG
-from hub_fixture import log_in, log_in_and_run, prepare_home, running_hub
+from hub_fixture import (
+    VENV_BIN,
+    log_in,
+    log_in_and_run,
+    prepare_home,
+    proxy_command,
+    running_hub,
+)
 from lab import ARGS, CHROMIUM, free_port, needs
 from multiuser import make_users
 from omero_fixture import PASSWORDS, build_fixture
 from server_process import ServerProcess
-from test_jupyterhub import VENV_BIN, proxy_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -143,6 +143,8 @@ def test_when_a_preview_stops_early_then_held_planes_still_come_back(small_plate
     state.device = ns
     run_steps(plan, state, upto=1)
     assert not state.held.where
+    # Corrected planes count as raw (not stored as derived) after the copy too.
+    assert all(state.raw[key] is plane for key, plane in state.images.items())
     assert (ns.count("to_device"), ns.count("to_host")) == (2, 2)
     reference = WellState.load(small_plate, well)
     run_steps(compile_pipeline(pipeline, small_plate), reference, upto=1)
@@ -228,6 +230,11 @@ def test_when_default_pipeline_is_compiled_then_illumination_stays_for_the_nucle
     assert illumination.stays == (0,)
     nuclei = [t for t in transfers(plan) if t.step == "nuclei"]
     assert [t.direction for t in nuclei] == ["to_host"]
+    # The cells channel comes back for identify_secondary (CPU), so the
+    # measurements find only the nuclei channel on the device: on the CPU.
+    measures = [s for s in plan.steps if s.output == "measure"]
+    assert len(measures) == 3
+    assert {s.chains[0].calls[0].placement for s in measures} == {"cpu"}
     well = small_plate.layout.wells[0]
     ns = _counting()
     result = run_well(plan, well, plate=small_plate, device=ns)
@@ -278,3 +285,27 @@ def test_when_a_field_has_no_objects_then_the_twin_gives_an_empty_table(small_pl
     _, expected = fns.measure_objects.impl(stack, labels=empty, names=("DAPI", "GFP"))
     assert list(side["objects"]) == list(expected["objects"])
     assert all(len(v) == 0 for v in side["objects"].values())
+
+
+def test_when_planes_stay_between_steps_then_the_memory_estimate_counts_them(
+    small_plate,
+):
+    from openhcs_nb.execution.placement import (
+        BYTES_PER_PIXEL,
+        HELD_BYTES_PER_PIXEL,
+        estimate_device_bytes,
+        on_cpu,
+    )
+
+    layout = small_plate.layout
+    pixels = layout.shape[0] * layout.shape[1]
+    one = compile_pipeline(
+        Pipeline(name="one", steps=IMAGE_STEPS[:1]), small_plate, device="cuda:0"
+    )
+    assert estimate_device_bytes(one) == layout.fields * pixels * BYTES_PER_PIXEL
+    two = compile_pipeline(
+        Pipeline(name="two", steps=IMAGE_STEPS), small_plate, device="cuda:0"
+    )
+    held = len(layout.channels) * layout.fields * pixels * HELD_BYTES_PER_PIXEL
+    assert estimate_device_bytes(two) == estimate_device_bytes(one) + held
+    assert estimate_device_bytes(on_cpu(two)) == 0

@@ -23,7 +23,7 @@ from openhcs_nb.functions import (
     fill_holes,
     gaussian_blur,
     label_objects,
-    measure_objects,
+    measure_image_quality,
     select_impl,
     subtract_background,
     watershed_split,
@@ -69,9 +69,9 @@ def test_when_device_is_cpu_then_the_numpy_impl_is_used():
 
 
 def test_when_function_has_no_twin_then_cuda_uses_the_numpy_impl(no_cupy):
-    # The watershed and the measurements have no CuPy / cuCIM twin.
+    # The watershed and the image-quality measures have no CuPy / cuCIM twin.
     assert select_impl(watershed_split, "cuda:0") is watershed_split.impl
-    assert select_impl(measure_objects, "cuda") is measure_objects.impl
+    assert select_impl(measure_image_quality, "cuda") is measure_image_quality.impl
 
 
 def test_when_cupy_is_missing_then_cuda_raises_a_clear_error(no_cupy):

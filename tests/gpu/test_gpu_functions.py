@@ -67,3 +67,54 @@ def test_when_a_well_runs_on_the_gpu_then_it_matches_the_cpu_well(small_plate):
     b = run_well(gpu, well, plate=small_plate)
     assert a.ok and b.ok, (a.error, b.error)
     assert b.summary["count"] == a.summary["count"]
+
+
+def test_when_measure_objects_runs_on_the_gpu_then_its_table_matches_the_cpu(
+    small_plate,
+):
+    """Labels, areas and min/max exactly; sums to 1e-9 (atomics reorder them)."""
+    cupy = _cupy()
+    data = small_plate.read_well(small_plate.layout.wells[0]).data
+    stack = np.asarray(data[0, 0, :, 0]).astype(np.float32)
+    labels = fns.label_objects.impl(fns.threshold_otsu.impl(stack[:1]))[0]
+    kwargs = {"names": ("DAPI", "GFP")}
+    passed, side = _gpu.measure_objects(
+        cupy.asarray(stack), labels=cupy.asarray(labels), **kwargs
+    )
+    assert isinstance(passed, cupy.ndarray), "the stack stays on the device"
+    _, expected = fns.measure_objects.impl(stack, labels=labels, **kwargs)
+    got, want = side["objects"], expected["objects"]
+    assert list(got) == list(want)
+    for column, values in want.items():
+        assert isinstance(got[column], np.ndarray), column
+        if values.dtype.kind in "iub" or "_min_" in column or "_max_" in column:
+            np.testing.assert_array_equal(got[column], values, err_msg=column)
+        else:
+            np.testing.assert_allclose(got[column], values, rtol=1e-9, err_msg=column)
+
+
+def test_when_device_steps_follow_each_other_then_the_gpu_well_matches_the_cpu(
+    small_plate,
+):
+    """Planes kept on the GPU across Steps give the CPU's labels."""
+    _cupy()
+    from openhcs_nb import Pipeline, Step
+
+    pipeline = Pipeline(
+        name="kept",
+        steps=(
+            Step(name="illumination", func=fns.correct_illumination),
+            Step(
+                name="nuclei",
+                func={0: [fns.threshold_otsu, fns.fill_holes, fns.label_objects]},
+                group_by="channel",
+            ),
+        ),
+    )
+    gpu = compile_pipeline(pipeline, small_plate, device="cuda:0")
+    assert gpu.steps[0].chains[0].stays == (0,)
+    well = small_plate.layout.wells[0]
+    a = run_well(compile_pipeline(pipeline, small_plate), well, plate=small_plate)
+    b = run_well(gpu, well, plate=small_plate)
+    assert a.ok and b.ok, (a.error, b.error)
+    assert b.summary["count"] == a.summary["count"]

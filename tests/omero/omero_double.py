@@ -22,7 +22,8 @@ a real-server check (``pytest -m omero``).
 
 Tests inject it where production takes omero-py's gateway: ``join_session(...,
 factory=DoubleFactory(...))``, ``Server(config, omero_gateway=...)`` and, for
-real server processes, ``tests/omero/cli_with_double.py``. A
+real server processes, ``tests/omero/cli_with_double.py``; a hub's password
+logins take :class:`LoginFactory` (``OmeroAuthenticator.gateway_factory``). A
 :class:`DoubleFactory` pickles by reference (its description path), so plate
 handles carry it into worker processes; the product has no way to load it.
 """

@@ -108,6 +108,19 @@ def test_when_no_stored_level_matches_then_tiles_are_computed_as_before(
         np.testing.assert_array_equal(tile, computed[0:32, 32:64])
 
 
+def test_when_a_zarr_v3_plate_stores_levels_then_they_are_found(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v3.ome.zarr"
+    generate_plate(_spec((256, 256)), path, ome_zarr_version="0.5")
+    plate = open_plate(path)
+    levels = StoredLevels().levels(plate, "A01", 0, level_shapes(plate.shape))
+    assert sorted(levels) == [1, 2]
+    stored = StoredLevels().plane(plate, "A01", 0, 1, 2, level_shapes(plate.shape))
+    level2 = zarr.open_array(str(path / "A" / "1" / "0" / "2"), mode="r")
+    np.testing.assert_array_equal(stored, level2[0, 1, 0])
+
+
 def test_when_a_stored_scale_is_not_a_halving_then_that_level_is_not_used(
     tmp_path: Path,
 ) -> None:

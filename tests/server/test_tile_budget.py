@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -31,10 +32,19 @@ from openhcs_nb.protocol import (
 )
 from openhcs_nb.protocol.messages import Tile, TileReply
 from openhcs_nb.server._audit_trail import AuditTrail
+from openhcs_nb.server._config_sections import WebSection
 from openhcs_nb.server._tile_audit import TileAudit
-from openhcs_nb.server._tile_budget import TileBudget, TileBytesError
+from openhcs_nb.server._tile_budget import (
+    TileBudget,
+    TileBytesError,
+    TileRateLimitedError,
+)
 from openhcs_nb.server.audit import AuditLog, read_audit
+from openhcs_nb.server.config import ServerConfig
+from openhcs_nb.server.frontends import Frontends
 from openhcs_nb.server.peers import Peer
+from openhcs_nb.server.rate_limit import RateLimiter, rate_bucket
+from openhcs_nb.server.tiles import TileRequestError, TileServer
 
 SMALL = "small.ome.zarr"
 BURST = 5
@@ -144,12 +154,37 @@ def test_when_a_client_does_not_read_then_tiles_wait_for_the_byte_cap(
 
 def test_when_unread_bytes_reach_the_cap_then_a_tile_is_refused() -> None:
     unread = {"ann": 0}
-    budget = TileBudget(0, 1, 1000, lambda user: unread[user])
-    budget.check_bytes("ann", 5000)  # nothing unread: even a big tile goes
+    budget = TileBudget(0, 1, 1000, lambda peer: unread[peer.user])
+    ann = Peer(routing_id=b"a", user="ann", fd=1, address="127.0.0.1")
+    budget.check_bytes(ann, 5000)  # nothing unread: even a big tile goes
     unread["ann"] = 600
-    budget.check_bytes("ann", 400)
+    budget.check_bytes(ann, 400)
     with pytest.raises(TileBytesError, match="tile_bytes_in_flight = 1000"):
-        budget.check_bytes("ann", 401)
+        budget.check_bytes(ann, 401)
+
+
+def test_when_tiles_flood_past_their_burst_of_refusals_then_it_says_so() -> None:
+    budget = TileBudget(0.001, 2, 0, lambda _peer: 0, clock=lambda: 0.0)
+    budget.admit("ann")
+    budget.admit("ann")
+    flags = []
+    for _ in range(4):
+        with pytest.raises(TileRateLimitedError) as refused:
+            budget.admit("ann")
+        flags.append(refused.value.flooding)
+    assert flags == [False, False, True, True]
+
+
+def test_when_a_command_token_is_refunded_then_the_next_command_goes() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=0.001, burst=2, clock=lambda: now[0])
+    assert limiter.take("ann") == 0.0 and limiter.take("ann") == 0.0
+    assert limiter.take("ann") > 0  # the bucket is empty
+    limiter.refund("ann")
+    assert limiter.take("ann") == 0.0
+    for _ in range(5):  # never above the burst
+        limiter.refund("ann")
+    assert [limiter.take("ann") == 0.0 for _ in range(3)] == [True, True, False]
 
 
 def test_when_tiles_are_served_then_one_line_per_field_and_window(
@@ -174,3 +209,22 @@ def test_when_tiles_are_served_then_one_line_per_field_and_window(
     assert last.detail["well"] == "B02" and last.detail["tiles"] == 1
     assert last.detail["levels"] == [2]
     log.close()
+
+
+def test_when_a_front_end_asks_for_a_tile_then_its_web_users_bucket_is_refunded(
+    tmp_path: Path,
+) -> None:
+    config = ServerConfig(web=WebSection(frontends=("web",)))
+    rate = RateLimiter(rate=0.001, burst=1, clock=lambda: 0.0)
+    server = SimpleNamespace(rate=rate)
+    trail = AuditTrail(AuditLog(tmp_path / "audit.jsonl"))
+    tiles = TileServer(SimpleNamespace(config=config, audit=trail, server=server))
+    web = Peer(routing_id=b"w", user="web", fd=1, address="", omero_user="ann")
+    acting = Frontends.owner_copy(web)
+    bucket = rate_bucket(web, config.web.frontends)
+    assert rate.take(bucket) == 0.0  # what the loop charged the connection
+    bad = Tile(rid=1, well="A01", name="image/DAPI", plate="x", size=0)
+    with pytest.raises(TileRequestError, match="size 0"):
+        tiles.tile(bad, acting)  # refused after the tile budget took its token
+    assert rate.take(bucket) == 0.0  # the command token came back
+    assert rate.take(bucket) > 0  # (one token only: the bucket is empty again)

@@ -85,3 +85,28 @@ def test_when_the_session_is_expired_then_nothing_is_cached(make_pool):
     with pytest.raises(RemoteSessionInvalid):
         pool.get(SESSIONS["expired"])
     assert len(pool) == 0
+
+
+def test_when_a_page_polls_a_run_then_one_followed_handle_answers(make_pool):
+    """Each poll reads the same handle: no re-attach, no refetch of every event.
+
+    The client holds handles weakly, so only the pool can keep one alive
+    between two polls of a page.
+    """
+    import gc
+    import weakref
+
+    from web_client import run_for
+
+    from openhcs_nb import nuclei_count_pipeline
+
+    pool = make_pool()
+    run = run_for(pool, "bob", nuclei_count_pipeline(), "omero:101", wells=["A01"])
+    execution_id = run.id
+    del run
+    kept = weakref.ref(pool.execution(SESSIONS["bob"], execution_id))
+    gc.collect()
+    assert kept() is not None, "the pool let the followed handle go"
+    assert pool.execution(SESSIONS["bob"], execution_id) is kept()
+    assert kept().wait(120)
+    assert kept().progress[0] == 1

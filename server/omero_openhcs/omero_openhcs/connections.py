@@ -10,6 +10,9 @@ Rules:
   first. One unused for ``idle_seconds`` is closed on the next lookup.
 - A connection whose session the server refused, or which the server lost,
   is dropped (``discard``) so the next request opens a fresh one.
+- The handles the results pages follow are kept (the newest
+  ``HANDLES_PER_CONNECTION`` per connection), so a page's polls read one
+  followed handle instead of attaching anew each time.
 - The connection factory is a constructor argument (``openhcs_nb.connect``
   by default), so nothing in here knows about tests.
 """
@@ -21,7 +24,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omero_openhcs.settings import PluginSettings, plugin_settings
@@ -45,10 +48,17 @@ def open_connection(settings: PluginSettings, omero_session: str) -> Any:
     )
 
 
+#: Execution handles a connection keeps followed for the results pages.
+HANDLES_PER_CONNECTION = 32
+
+
 @dataclass
 class _Entry:
     connection: Any
     used: float
+    # The client holds handles weakly; a page polls once a second, so without
+    # a strong reference each poll would attach anew and refetch every event.
+    handles: OrderedDict[str, Any] = field(default_factory=OrderedDict)
 
 
 class ConnectionPool:
@@ -111,7 +121,15 @@ class ConnectionPool:
             No such execution for this OMERO user (the server decides).
         """
         connection = self.get(omero_session)
-        return connection.attach(execution_id)
+        handle = connection.attach(execution_id)
+        with self._lock:
+            entry = self._entries.get(omero_session)
+            if entry is not None and entry.connection is connection:
+                entry.handles[execution_id] = handle
+                entry.handles.move_to_end(execution_id)
+                while len(entry.handles) > HANDLES_PER_CONNECTION:
+                    entry.handles.popitem(last=False)
+        return handle
 
     def discard(self, omero_session: str) -> None:
         """Close and forget the connection of ``omero_session`` (logout, refusal)."""
