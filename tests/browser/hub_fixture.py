@@ -16,9 +16,10 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import nbformat
-from lab import SECOND, needs, wait_for_value
+from lab import SECOND, free_port, needs, wait_for_value
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -47,6 +48,64 @@ def wait_for_hub(url: str, hub: subprocess.Popen, log: Path) -> None:
                 tail = log.read_text()[-3000:]
                 raise RuntimeError(f"no hub in 90 s:\n{tail}") from None
             time.sleep(0.3)
+
+
+#: The hub both tests run: loopback ports, local-process spawners with
+#: ``KeyProvisioner`` (``docs/jupyterhub.md``); ``{auth}`` is the login part.
+HUB_CONFIG = """
+from openhcs_nb.hub import KeyProvisioner
+
+c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = {hub_port}
+c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
+c.ConfigurableHTTPProxy.command = [{proxy!r}]
+c.JupyterHub.db_url = "sqlite:///{base}/hub.sqlite"
+c.JupyterHub.cookie_secret_file = "{base}/cookie_secret"
+{auth}
+c.Authenticator.allowed_users = {users!r}
+c.JupyterHub.spawner_class = "simple"
+c.SimpleLocalProcessSpawner.home_dir_template = "{base}/home/{{username}}"
+c.Spawner.cmd = [{singleuser!r}]
+c.Spawner.default_url = "/lab"
+c.Spawner.args = ["--allow-root"]  # CI runs as root; a facility never should
+c.Spawner.http_timeout = 90
+c.Spawner.start_timeout = 120
+c.Spawner.environment = {environment!r}
+c.Spawner.pre_spawn_hook = KeyProvisioner(
+    server_config={server_config!r},
+    keys_root="{base}/hub-keys",
+    server_address={server_address!r},
+    command=[{python!r}, "-m", "openhcs_nb.server.cli"],
+)
+"""
+
+
+def hub_config(base: Path, auth: str, users: set[str], server: Any) -> tuple[Path, str]:
+    """Write ``base/jupyterhub_config.py`` for ``server``; returns it and the URL."""
+    port = free_port()
+    config = base / "jupyterhub_config.py"
+    config.write_text(
+        HUB_CONFIG.format(
+            port=port,
+            hub_port=free_port(),
+            proxy_port=free_port(),
+            proxy=str(proxy_command()),
+            base=base,
+            auth=auth,
+            users=users,
+            singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
+            environment={
+                "PATH": f"{VENV_BIN}:/usr/bin:/bin",
+                "TMPDIR": str(base.parent),
+                "PYTHONUNBUFFERED": "1",
+            },
+            server_config=str(server.base / "server.toml"),
+            server_address=server.address,
+            python=sys.executable,
+        )
+    )
+    return config, f"http://127.0.0.1:{port}"
 
 
 def write_notebook(path: Path, cells: list[str]) -> None:

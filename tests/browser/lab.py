@@ -86,7 +86,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_lab(base: Path) -> Lab:
+def start_jupyter(base: Path, module: str, extra: list[str], what: str) -> Lab:
+    """``python -m MODULE`` (a Jupyter server app) on loopback, every folder in
+    ``base``, serving a copy of notebooks/; returns when its API answers."""
     env = kernel_env(base)
     jupyter = base / "jupyter"
     dirs = {
@@ -105,11 +107,11 @@ def start_lab(base: Path) -> Lab:
     root = base / "notebooks"
     shutil.copytree(NOTEBOOKS, root)
     port, token = free_port(), secrets.token_hex(16)
-    log = base / "jupyterlab.log"
+    log = base / f"{module}.log"
     command = [
         sys.executable,
         "-m",
-        "jupyterlab",
+        module,
         "--no-browser",
         "--allow-root",
         "--ServerApp.ip=127.0.0.1",
@@ -117,9 +119,7 @@ def start_lab(base: Path) -> Lab:
         "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
-        "--LabApp.news_url=None",
-        "--LabApp.check_for_updates_class="
-        "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+        *extra,
     ]
     with log.open("wb") as out:
         process = subprocess.Popen(
@@ -129,7 +129,7 @@ def start_lab(base: Path) -> Lab:
     deadline = time.monotonic() + 90
     while True:
         if process.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{what} exited:\n{log.read_text()[-3000:]}")
         try:
             lab.api("GET", "/api/status")
             return lab
@@ -137,9 +137,19 @@ def start_lab(base: Path) -> Lab:
             if time.monotonic() > deadline:
                 process.kill()
                 raise RuntimeError(
-                    f"JupyterLab not ready in 90 s:\n{log.read_text()[-3000:]}"
+                    f"{what} not ready in 90 s:\n{log.read_text()[-3000:]}"
                 ) from None
             time.sleep(0.2)
+
+
+def start_lab(base: Path) -> Lab:
+    """JupyterLab, with no news and no update checks."""
+    extra = [
+        "--LabApp.news_url=None",
+        "--LabApp.check_for_updates_class="
+        "jupyterlab.handlers.announcements.NeverCheckForUpdate",
+    ]
+    return start_jupyter(base, "jupyterlab", extra, "JupyterLab")
 
 
 def stop_lab(lab: Lab) -> None:

@@ -14,17 +14,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import sys
 
 import pytest
 from hub_fixture import (
     VENV_BIN,
+    hub_config,
     log_in_and_run,
     prepare_home,
     proxy_command,
     running_hub,
 )
-from lab import ARGS, CHROMIUM, free_port, needs
+from lab import ARGS, CHROMIUM, needs
 from multiuser import make_users
 from server_process import ServerProcess
 
@@ -34,33 +34,9 @@ PASSWORD = "correct horse"
 USERS = ("alice", "bob")
 
 
-HUB_CONFIG = """
-from openhcs_nb.hub import KeyProvisioner
-
-c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
-c.JupyterHub.db_url = "sqlite:///{base}/hub.sqlite"
-c.JupyterHub.cookie_secret_file = "{base}/cookie_secret"
+AUTH = f"""
 c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = {password!r}
-c.Authenticator.allowed_users = {users!r}
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = "{base}/home/{{username}}"
-c.Spawner.cmd = [{singleuser!r}]
-c.Spawner.default_url = "/lab"
-c.Spawner.args = ["--allow-root"]  # CI runs as root; a facility never should
-c.Spawner.http_timeout = 90
-c.Spawner.start_timeout = 120
-c.Spawner.environment = {environment!r}
-c.Spawner.pre_spawn_hook = KeyProvisioner(
-    server_config={server_config!r},
-    keys_root="{base}/hub-keys",
-    server_address={server_address!r},
-    command=[{python!r}, "-m", "openhcs_nb.server.cli"],
-)
+c.SharedPasswordAuthenticator.user_password = {PASSWORD!r}
 """
 
 
@@ -94,7 +70,7 @@ CELLS = [
 @pytest.fixture
 def facility(tmp_path, plates_root):
     """One CurveZMQ execution server and a JupyterHub in front of its users."""
-    proxy = proxy_command()
+    proxy_command()  # skips early without the proxy
     users = make_users(tmp_path / "keys", ["admin"])  # the server needs one key
     server = ServerProcess(
         tmp_path / "server", plates_root, workers=2, extra=users.security_toml
@@ -103,31 +79,9 @@ def facility(tmp_path, plates_root):
     base.mkdir()
     for user in USERS:
         prepare_home(base, user, CELLS)
-    port = free_port()
-    config = base / "jupyterhub_config.py"
-    config.write_text(
-        HUB_CONFIG.format(
-            port=port,
-            hub_port=free_port(),
-            proxy_port=free_port(),
-            proxy=str(proxy),
-            base=base,
-            password=PASSWORD,
-            users=set(USERS),
-            singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
-            environment={
-                "PATH": f"{VENV_BIN}:/usr/bin:/bin",
-                "TMPDIR": str(tmp_path),
-                "PYTHONUNBUFFERED": "1",
-            },
-            server_config=str(server.base / "server.toml"),
-            server_address=server.address,
-            python=sys.executable,
-        )
-    )
+    config, url = hub_config(base, AUTH, set(USERS), server)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENHCS_NB_")}
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
-    url = f"http://127.0.0.1:{port}"
     try:
         with running_hub(config, url, env) as (_hub, log):
             yield url, base, server, log  # the hub stops its users' servers

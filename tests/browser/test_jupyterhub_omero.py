@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import sys
 
 import pytest
 
@@ -27,13 +26,14 @@ pytest.importorskip("omero", reason="the omero extra (omero-py) is not installed
 from cli_with_double import ENV, FLAG
 from hub_fixture import (
     VENV_BIN,
+    hub_config,
     log_in,
     log_in_and_run,
     prepare_home,
     proxy_command,
     running_hub,
 )
-from lab import ARGS, CHROMIUM, free_port, needs
+from lab import ARGS, CHROMIUM, needs
 from multiuser import make_users
 from omero_fixture import PASSWORDS, build_fixture
 from server_process import ServerProcess
@@ -43,38 +43,14 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 #: each user's own plate (one well) and the other's, which they may not read
 PLATES = {"bob": (104, 105), "alice": (105, 104)}
 
-HUB_CONFIG = """
+AUTH = """
 from pathlib import Path
-from omero_double import LoginFactory
-from openhcs_nb.hub import KeyProvisioner
-
-c.JupyterHub.bind_url = "http://127.0.0.1:{port}"
-c.JupyterHub.hub_ip = "127.0.0.1"
-c.JupyterHub.hub_port = {hub_port}
-c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{proxy_port}"
-c.ConfigurableHTTPProxy.command = [{proxy!r}]
-c.JupyterHub.db_url = "sqlite:///{base}/hub.sqlite"
-c.JupyterHub.cookie_secret_file = "{base}/cookie_secret"
+from omero_double import LoginFactory  # on PYTHONPATH: the hub's env below
 c.JupyterHub.authenticator_class = "openhcs_nb.hub_omero.OmeroAuthenticator"
 c.OmeroAuthenticator.omero_host = "double"
 c.OmeroAuthenticator.gateway_factory = LoginFactory(Path({description!r}))
 c.Authenticator.enable_auth_state = True
 c.Authenticator.refresh_pre_spawn = True
-c.Authenticator.allowed_users = {users!r}
-c.JupyterHub.spawner_class = "simple"
-c.SimpleLocalProcessSpawner.home_dir_template = "{base}/home/{{username}}"
-c.Spawner.cmd = [{singleuser!r}]
-c.Spawner.default_url = "/lab"
-c.Spawner.args = ["--allow-root"]  # CI runs as root; a facility never should
-c.Spawner.http_timeout = 90
-c.Spawner.start_timeout = 120
-c.Spawner.environment = {environment!r}
-c.Spawner.pre_spawn_hook = KeyProvisioner(
-    server_config={server_config!r},
-    keys_root="{base}/hub-keys",
-    server_address={server_address!r},
-    command=[{python!r}, "-m", "openhcs_nb.server.cli"],
-)
 """
 
 
@@ -107,7 +83,7 @@ def cells(own: int, other: int) -> list[str]:
 @pytest.fixture
 def facility(tmp_path, plates_root):
     """An OMERO double, an execution server on it, and a hub logging in to it."""
-    proxy = proxy_command()
+    proxy_command()  # skips early without the proxy
     description = build_fixture(tmp_path / "omero")
     users = make_users(tmp_path / "keys", ["admin"])  # the server needs one key
     omero = (
@@ -126,28 +102,8 @@ def facility(tmp_path, plates_root):
     base.mkdir()
     for user, (own, other) in PLATES.items():
         prepare_home(base, user, cells(own, other))
-    port = free_port()
-    config = base / "jupyterhub_config.py"
-    config.write_text(
-        HUB_CONFIG.format(
-            port=port,
-            hub_port=free_port(),
-            proxy_port=free_port(),
-            proxy=str(proxy),
-            base=base,
-            description=str(description),
-            users=set(PLATES),
-            singleuser=str(VENV_BIN / "jupyterhub-singleuser"),
-            environment={
-                "PATH": f"{VENV_BIN}:/usr/bin:/bin",
-                "TMPDIR": str(tmp_path),
-                "PYTHONUNBUFFERED": "1",
-            },
-            server_config=str(server.base / "server.toml"),
-            server_address=server.address,
-            python=sys.executable,
-        )
-    )
+    auth = AUTH.format(description=str(description))
+    config, url = hub_config(base, auth, set(PLATES), server)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -156,7 +112,6 @@ def facility(tmp_path, plates_root):
     env["PATH"] = f"{VENV_BIN}:{env.get('PATH', '')}"
     env["PYTHONPATH"] = ENV["PYTHONPATH"]  # the hub config imports the double
     env["JUPYTERHUB_CRYPT_KEY"] = os.urandom(32).hex()
-    url = f"http://127.0.0.1:{port}"
     try:
         with running_hub(config, url, env) as (_, log):
             yield url, base, server, description, log

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from client_helpers import SMALL, slow_pipeline
+from lab import ARGS
 from live_server import live_server
 from web_client import needs_presets, run_for
 from web_double import COOKIE, SESSIONS
@@ -19,14 +20,6 @@ from web_double import COOKIE, SESSIONS
 from openhcs_nb import connect, nuclei_count_pipeline
 
 CHROMIUM = shutil.which("chromium")
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = (
     Path(__file__).resolve().parents[2] / "docs" / "images" / "omero-web-results.png"
 )
