@@ -8,7 +8,6 @@ threads make a plain ``fork`` unsafe.
 
 from __future__ import annotations
 
-import multiprocessing
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from typing import Any
 from openhcs_nb._progress import Progress, make_bar
 from openhcs_nb.errors import ExecutionError
 from openhcs_nb.execution import plate_phase
+from openhcs_nb.execution._pool_context import pool_context
 from openhcs_nb.execution._store_io import store_layout
 from openhcs_nb.execution.compile import compile_pipeline
 from openhcs_nb.execution.plan import ExecutionPlan
@@ -36,13 +36,6 @@ WellCallback = Callable[[WellResult], None]
 def default_workers() -> int:
     """One worker per CPU this process may use."""
     return usable_cores()
-
-
-def pool_context() -> multiprocessing.context.BaseContext:
-    """A start method that is safe in threaded parents (kernels, servers)."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["openhcs_nb.execution.well"])
-    return ctx
 
 
 def run_local(

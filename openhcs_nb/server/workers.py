@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from openhcs_nb.execution._pool_context import pool_context
 from openhcs_nb.execution.plan import ExecutionPlan
 from openhcs_nb.execution.worker_limits import WorkerLimits, apply_limits
 from openhcs_nb.plates.model import Plate
@@ -315,8 +316,7 @@ def start_workers(
     Each gets an even share of the cores for its thread pools and
     ``memory_bytes`` (default: an even share of 80 % of RAM) as its memory cap.
     """
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["openhcs_nb.execution.well"])
+    ctx = pool_context()
     limits = WorkerLimits.share(workers, memory_bytes)
     devices = worker_devices(workers, gpus)
     return [Worker(i, d, ctx, limits) for i, d in enumerate(devices)]
