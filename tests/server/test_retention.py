@@ -129,7 +129,7 @@ def test_prune_cli_dry_run_then_prune_beside_a_running_server(
     try:
         old = conn.submit(hcs.nuclei_count_pipeline(), str(small_plate_path), ["A01"])
         old.result(timeout=120)
-        busy = conn.submit(slow_pipeline(8), str(small_plate_path))
+        busy = conn.submit(slow_pipeline(60), str(small_plate_path))
         time.sleep(0.5)
         assert busy.state in ("queued", "running")
         dry = _cli(
@@ -150,11 +150,16 @@ def test_prune_cli_dry_run_then_prune_beside_a_running_server(
         assert real.returncode == 0, real.stderr
         assert f"removed {old.id}" in real.stdout
         assert not (server.results_root / old.id).exists()
-        assert busy.result(timeout=180)["count"].notna().all()  # untouched
+        # the busy run, still going through both prunes, is untouched
+        assert busy.id not in real.stdout
+        assert conn.status(busy.id).state in ("queued", "running")
+        assert (server.results_root / busy.id).is_dir()
         ids = {e.execution_id for e in conn.executions()}
         assert busy.id in ids and old.id not in ids
+        conn.cancel(busy.id)
+        assert busy.wait(120)
         text = _cli("status", "--config", str(config)).stdout
-        assert "executions: 1 finished" in text
+        assert "executions: 1 cancelled" in text
         assert "live figures: off" in text
     finally:
         conn.close()
