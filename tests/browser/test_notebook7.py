@@ -243,7 +243,7 @@ def test_when_the_page_is_reloaded_then_the_new_view_still_has_every_well(sessio
         tab,
         VIEW,
         all_done,
-        90,
+        180,  # a reloaded page re-opens the widget's comm; slow on a loaded host
         "a view opened after the run missed wells (no snapshot on ready)",
     )
     assert view["state"] == "done"
